@@ -1,0 +1,47 @@
+"""Command line: `python -m minivideo COMMAND ...` (data, train, sample, eval, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Each command lives in minivideo/cli/<name>.py with `add_arguments(parser)` and `run(args) -> int`.
+COMMANDS = {
+    "data": "Generate Moving MNIST clips with labels and captions to an .npz file.",
+    "train": "Train a model (tokenizers, priors, judge) with the shared training loop.",
+    "sample": "Sample videos from a trained model.",
+    "eval": "Evaluate generated videos against real ones.",
+    "demo": "Generate a text-to-video clip from a shipped checkpoint.",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per available command."""
+    parser = argparse.ArgumentParser(prog="python -m minivideo", description=__doc__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_text in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"minivideo.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"minivideo.cli.{name}":
+                raise
+            continue  # a command that a later lesson adds
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; user errors exit with status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        parser.exit(2, f"error: {err}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
