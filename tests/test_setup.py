@@ -1,0 +1,87 @@
+"""The set-up promised by README.md: pyproject, environment.yml, ./course and CI agree."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
+
+
+def _name_and_spec(requirement: str) -> tuple[str, str]:
+    requirement = requirement.split(";")[0].strip()
+    match = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", requirement)
+    assert match, f"cannot parse requirement {requirement!r}"
+    name = match.group(1).lower().replace("_", "-")
+    return CONDA_NAMES.get(name, name), match.group(2).replace(" ", "")
+
+
+def _pyproject_requirements() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs += extra
+    return dict(_name_and_spec(r) for r in reqs)
+
+
+def _environment_requirements() -> dict[str, str]:
+    reqs = {}
+    text = (ROOT / "environment.yml").read_text()
+    for line in text.split("\ndependencies:", 1)[1].splitlines():
+        item = re.match(r"^\s+- ([^#]+?)\s*(#.*)?$", line)
+        if item is None:
+            continue
+        text = item.group(1)
+        if text in ("pip", "pip:", "-e .") or text.startswith("python="):
+            continue
+        name, spec = _name_and_spec(text)
+        reqs[name] = spec
+    return reqs
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    pyproject, conda = _pyproject_requirements(), _environment_requirements()
+    assert set(conda) == set(pyproject), (
+        f"only in pyproject.toml: {sorted(set(pyproject) - set(conda))}; "
+        f"only in environment.yml: {sorted(set(conda) - set(pyproject))}"
+    )
+    different = {n: (pyproject[n], conda[n]) for n in pyproject if pyproject[n] != conda[n]}
+    assert not different, f"version ranges differ (pyproject, environment.yml): {different}"
+
+
+def test_environment_yml_installs_the_checkout_with_python_311():
+    text = (ROOT / "environment.yml").read_text()
+    assert re.search(r"^\s+- python=3\.11$", text, re.M)
+    assert re.search(r"^\s+- -e \.$", text, re.M)
+
+
+def test_readme_quickstart_commands_are_the_ones_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^\./course (\w+)", quickstart, re.M)
+    assert commands[:2] == ["lab", "test"], f"Quickstart commands: {commands}"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^\./course test$", ci, re.M), ".ci/run must run the README's test command"
+
+
+def test_course_script_rejects_unknown_actions():
+    result = subprocess.run(
+        ["bash", str(ROOT / "course"), "build"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "usage: ./course lab | ./course test" in result.stderr
+
+
+def test_ruff_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
