@@ -8,4 +8,4 @@ import os
 
 os.environ.setdefault("MINIVIDEO_MODE", "fast")
 # Plots render to PNG without a display; keeps nbval outputs deterministic.
-os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"

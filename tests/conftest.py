@@ -2,11 +2,15 @@
 
 import os
 
+import matplotlib
 import torch
+
+# Figures in tests draw off-screen. (Set in-process, not through MPLBACKEND, which the notebook
+# kernels started by nbval in the same run would inherit.)
+matplotlib.use("Agg")
 
 # Without a GPU, Triton kernels run (slowly, exactly) in Triton's CPU interpreter; this must be
 # set before triton is first imported.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(min(2, torch.get_num_threads()))
