@@ -153,30 +153,30 @@ def sdpa_attention(
             q, k, v, dropout_p=dropout_p, is_causal=is_causal, scale=scale
         )
     mask = _merge_masks(mask, is_causal, length_q, length_k, q.device)
+    # PyTorch's kernels disagree on rows with no key to attend (some give NaN, some zeros). Let
+    # such rows attend everywhere (a finite, throw-away result), then zero them; the gradient
+    # through the zeroing is zero too. Done unconditionally: testing first whether any row is
+    # empty would force a GPU -> CPU sync on every call.
     attended = _attended_rows(mask)
-    if attended is not None and not bool(attended.all()):
-        # PyTorch returns NaN for rows with no key. Let those rows attend everywhere (a finite,
-        # throw-away result), then zero them: the gradient through the zeroing is zero too.
-        if mask.dtype == torch.bool:
-            mask = mask | ~attended
-        else:
-            mask = torch.where(attended, mask, torch.zeros_like(mask))
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale
-        )
-        return out * attended.to(out.dtype)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+    if mask.dtype == torch.bool:
+        mask = mask | ~attended
+    else:
+        mask = torch.where(attended, mask, torch.zeros_like(mask))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+    return out.masked_fill(~attended, 0.0)
 
 
-def _flash_module():
+def _load_flash() -> tuple[AttentionFn, Callable[..., str | None]]:
+    """Import the Triton kernel on first use, so that attention works where Triton does not."""
     try:
-        from minivideo import kernels
-    except ImportError as err:  # triton missing, or the kernel module itself
+        from minivideo.kernels import flash_attention, flash_unavailable_reason
+    except ImportError as err:  # the kernel module (or Triton under it) is missing
         raise RuntimeError(
-            f"the flash backend is unavailable ({err}); install Triton with "
-            "pip install 'minivideo[gpu]' on Linux, or use backend='sdpa' or 'naive'"
+            f"the flash backend is unavailable: the Triton kernel could not be imported ({err}). "
+            "Install Triton with pip install 'minivideo[gpu]' (Linux, NVIDIA GPU), "
+            "or use backend='sdpa' or backend='naive'"
         ) from err
-    return kernels
+    return flash_attention, flash_unavailable_reason
 
 
 def flash_attention_backend(
@@ -189,13 +189,13 @@ def flash_attention_backend(
     scale: float | None = None,
 ) -> torch.Tensor:
     """The course's from-scratch Triton kernel (minivideo.kernels), for (b, h, n, d) inputs."""
-    kernels = _flash_module()
     if dropout_p > 0:
         raise ValueError("the flash backend has no dropout; use backend='sdpa' when dropout_p > 0")
-    reason = kernels.flash_unavailable_reason(q, k, v, mask)
+    flash_attention, flash_unavailable_reason = _load_flash()
+    reason = flash_unavailable_reason(q, k, v, mask)
     if reason is not None:
         raise RuntimeError(f"the flash backend cannot run here: {reason}")
-    return kernels.flash_attention(q, k, v, mask=mask, is_causal=is_causal, scale=scale)
+    return flash_attention(q, k, v, mask=mask, is_causal=is_causal, scale=scale)
 
 
 BACKENDS: dict[str, AttentionFn] = {
@@ -205,17 +205,24 @@ BACKENDS: dict[str, AttentionFn] = {
 }
 
 
-def flash_available(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask=None) -> bool:
+def flash_available(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> bool:
     """Whether the Triton flash kernel can run on these inputs (never raises)."""
     try:
-        kernels = _flash_module()
+        _, flash_unavailable_reason = _load_flash()
     except RuntimeError:
         return False
-    return kernels.flash_unavailable_reason(q, k, v, mask) is None
+    return flash_unavailable_reason(q, k, v, mask) is None
 
 
 def resolve_backend(
-    backend: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask=None, dropout_p=0.0
+    backend: str,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
 ) -> str:
     """The backend `auto` picks: our flash kernel on CUDA when it supports the inputs, else sdpa."""
     if backend not in (*BACKENDS, "auto"):
@@ -239,6 +246,8 @@ def scaled_dot_product_attention(
 ) -> torch.Tensor:
     """softmax(q kᵀ · scale + mask) v, with the conventions in this module's docstring."""
     _validate(q, k, v, mask, dropout_p, scale)
+    if mask is not None and mask.is_floating_point() and mask.dtype != q.dtype:
+        mask = mask.to(q.dtype)  # PyTorch's kernels want an additive mask in the query's dtype
     name = resolve_backend(backend, q, k, v, mask, dropout_p)
     return BACKENDS[name](q, k, v, mask, is_causal, dropout_p, scale)
 
@@ -253,6 +262,21 @@ class KVCache:
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add new keys/values along the sequence axis and return everything cached."""
+        if k.dim() != 4 or v.dim() != 4 or k.shape[:2] != v.shape[:2] or k.shape[2] != v.shape[2]:
+            raise ValueError(
+                f"k and v must have shapes (b, h, n, d) and (b, h, n, d_v); "
+                f"got {_shape(k)} and {_shape(v)}"
+            )
+        if self.k is not None and (
+            k.shape[:2] != self.k.shape[:2]
+            or k.shape[3] != self.k.shape[3]
+            or v.shape[3] != self.v.shape[3]
+        ):
+            raise ValueError(
+                f"new k {_shape(k)} / v {_shape(v)} do not match the cached "
+                f"k {_shape(self.k)} / v {_shape(self.v)} in (b, h, ·, d); call reset() "
+                "before starting a new sequence"
+            )
         if self.k is None:
             self.k, self.v = k, v
         else:
@@ -282,10 +306,14 @@ class MultiHeadAttention(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
+        if not (isinstance(num_heads, int) and num_heads >= 1):
+            raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
         if dim % num_heads != 0:
             raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
         if backend not in (*BACKENDS, "auto"):
             raise ValueError(f"backend must be one of {['auto', *BACKENDS]}, got {backend!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.dim, self.num_heads, self.dropout, self.backend = dim, num_heads, dropout, backend
         self.context_dim = context_dim
         source_dim = dim if context_dim is None else context_dim

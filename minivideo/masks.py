@@ -80,9 +80,11 @@ def local_window_mask(
 ) -> torch.Tensor:
     """Attend within non-overlapping (wt, wh, ww) windows that tile the grid.
 
-    With a shift the tiling starts at -shift along each axis, so the windows straddle the
-    previous layer's window borders and edge windows are smaller. This is exactly what Swin's
-    cyclic shift plus its attention mask computes, written without the roll.
+    With a shift the tiling starts at -shift along each axis (token c is in window
+    floor((c + shift) / window)), so the windows straddle the previous layer's window borders and
+    edge windows are smaller. Swin gets the same masks with a cyclic roll plus a mask between
+    wrapped-around regions: its roll by s equals our shift (window - s) % window, so for its usual
+    half-window shift the two coincide (tests/test_masks.py checks this against Swin's recipe).
     """
     grid = _check_grid(grid)
     if not (isinstance(window, (tuple, list)) and len(window) == 3):

@@ -1,11 +1,14 @@
 """Attention from the formula matches PyTorch, handles masks and edge cases, and fails clearly."""
 
 import math
+import sys
+import types
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+import minivideo
 from minivideo import masks
 from minivideo.attention import (
     KVCache,
@@ -124,18 +127,60 @@ def test_naive_and_sdpa_agree_in_float64():
     assert torch.allclose(a, b, atol=1e-12)
 
 
-def test_auto_picks_sdpa_on_cpu_and_flash_reports_why_it_cannot_run(monkeypatch):
+def test_auto_picks_sdpa_on_cpu():
     q, k, v = _qkv(1, 1, 4, 4, 8)
     assert resolve_backend("auto", q, k, v) == "sdpa"
-    import minivideo.attention as attention
 
-    def missing():
-        raise RuntimeError("the flash backend is unavailable (no module named 'triton')")
 
-    monkeypatch.setattr(attention, "_flash_module", missing)
-    with pytest.raises(RuntimeError, match="flash backend is unavailable"):
+def test_flash_says_the_kernel_is_missing_when_it_cannot_be_imported(monkeypatch):
+    q, k, v = _qkv(1, 1, 4, 4, 8)
+    # as if minivideo.kernels had been imported by another test, then became unimportable
+    monkeypatch.setattr(minivideo, "kernels", types.ModuleType("stale"), raising=False)
+    monkeypatch.setitem(sys.modules, "minivideo.kernels", None)  # makes the import fail
+    with pytest.raises(RuntimeError, match=r"flash backend is unavailable.*Triton.*backend='sdpa'"):
         scaled_dot_product_attention(q, k, v, backend="flash")
-    assert resolve_backend("auto", q, k, v) == "sdpa"
+    assert resolve_backend("auto", q, k, v) == "sdpa"  # auto falls back silently
+
+
+def test_flash_dispatches_to_the_kernel_or_says_why_not(monkeypatch):
+    q, k, v = _qkv(1, 1, 4, 4, 8)
+    calls = []
+    fake = types.ModuleType("minivideo.kernels")
+    fake.flash_unavailable_reason = lambda q, k, v, mask=None: None
+    fake.flash_attention = lambda q, k, v, mask=None, is_causal=False, scale=None: (
+        calls.append((mask, is_causal, scale)) or torch.zeros_like(q)
+    )
+    monkeypatch.setitem(sys.modules, "minivideo.kernels", fake)
+    scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.5, backend="flash")
+    assert calls == [(None, True, 0.5)]
+    fake.flash_unavailable_reason = lambda q, k, v, mask=None: "head dim 8 is too small"
+    with pytest.raises(RuntimeError, match="cannot run here: head dim 8 is too small"):
+        scaled_dot_product_attention(q, k, v, backend="flash")
+    with pytest.raises(ValueError, match="dropout_p"):
+        scaled_dot_product_attention(q, k, v, dropout_p=0.1, backend="flash")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout_only_when_asked_and_seeded_by_torch(backend):
+    q, k, v = _qkv(2, 2, 6, 6, 8)
+    plain = scaled_dot_product_attention(q, k, v, backend=backend)
+    assert torch.equal(scaled_dot_product_attention(q, k, v, dropout_p=0.0, backend=backend), plain)
+    torch.manual_seed(0)
+    first = scaled_dot_product_attention(q, k, v, dropout_p=0.5, backend=backend)
+    torch.manual_seed(0)
+    again = scaled_dot_product_attention(q, k, v, dropout_p=0.5, backend=backend)
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, plain, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_additive_mask_in_another_dtype_is_cast_to_the_query_dtype(backend):
+    q, k, v = _qkv(1, 2, 5, 5, 8, dtype=torch.bfloat16)
+    bias = torch.randn(5, 5)  # float32
+    out = scaled_dot_product_attention(q, k, v, mask=bias, backend=backend)
+    ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=bias)
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), ref, atol=3e-2)
 
 
 @pytest.mark.parametrize(
@@ -226,9 +271,22 @@ def test_cross_attention_cache_reuses_the_context():
     assert torch.allclose(torch.cat([first, second], 1), layer(x, context=context), atol=1e-6)
 
 
+def test_kv_cache_rejects_mismatched_shapes():
+    cache = KVCache()
+    with pytest.raises(ValueError, match=r"\(b, h, n, d\)"):
+        cache.append(torch.randn(2, 5, 8), torch.randn(2, 5, 8))
+    cache.append(torch.randn(2, 4, 3, 8), torch.randn(2, 4, 3, 8))
+    with pytest.raises(ValueError, match="reset"):
+        cache.append(torch.randn(1, 4, 1, 8), torch.randn(1, 4, 1, 8))  # another batch size
+
+
 def test_multi_head_attention_rejects_bad_shapes():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(30, 4)
+    with pytest.raises(ValueError, match="num_heads"):
+        MultiHeadAttention(32, 0)
+    with pytest.raises(ValueError, match="dropout"):
+        MultiHeadAttention(32, 4, dropout=1.5)
     layer = MultiHeadAttention(16, 2, context_dim=8)
     with pytest.raises(ValueError, match="cross-attention layer"):
         layer(torch.randn(1, 3, 16))

@@ -74,6 +74,48 @@ def test_local_windows_and_shifted_windows_against_brute_force(window, shift):
     assert torch.equal(causal, expected & masks.causal_mask(64))
 
 
+def _swin_mask(grid, window, shift):
+    """Swin Transformer's recipe: roll the grid by -shift, cut windows, block pairs of tokens that
+    come from different regions (the ones the roll wrapped around)."""
+    index = torch.arange(grid[0] * grid[1] * grid[2]).reshape(grid)
+    rolled = torch.roll(index, shifts=[-s for s in shift], dims=(0, 1, 2))
+    region = torch.zeros(grid, dtype=torch.long)
+    cuts = [
+        (slice(0, -w), slice(-w, -s), slice(-s, None)) if s > 0 else (slice(None),)
+        for w, s in zip(window, shift, strict=True)
+    ]
+    for label, block in enumerate(itertools.product(*cuts)):
+        region[block] = label
+    out = torch.zeros(index.numel(), index.numel(), dtype=torch.bool)
+    for corner in itertools.product(*(range(0, n, w) for n, w in zip(grid, window, strict=True))):
+        block = tuple(slice(c, c + w) for c, w in zip(corner, window, strict=True))
+        tokens, labels = rolled[block].flatten(), region[block].flatten()
+        out[tokens[:, None], tokens[None, :]] = labels[:, None] == labels[None, :]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("window", "swin_shift"),
+    [
+        ((2, 2, 2), (1, 1, 1)),
+        ((4, 2, 6), (2, 1, 3)),
+        ((2, 4, 3), (1, 1, 2)),
+        ((4, 4, 3), (0, 3, 1)),
+    ],
+)
+def test_shifted_windows_equal_swins_cyclic_shift_and_mask(window, swin_shift):
+    grid = (4, 4, 6)
+    ours = tuple((w - s) % w for w, s in zip(window, swin_shift, strict=True))
+    assert torch.equal(
+        masks.local_window_mask(grid, window, ours), _swin_mask(grid, window, swin_shift)
+    )
+    if all(2 * s == w or s == 0 for w, s in zip(window, swin_shift, strict=True)):
+        # Swin's usual half-window shift: the very same numbers
+        assert torch.equal(
+            masks.local_window_mask(grid, window, swin_shift), _swin_mask(grid, window, swin_shift)
+        )
+
+
 def test_shifted_windows_cross_the_previous_borders():
     plain = masks.local_window_mask((1, 4, 4), (1, 2, 2))
     shifted = masks.local_window_mask((1, 4, 4), (1, 2, 2), (0, 1, 1))
