@@ -1,0 +1,273 @@
+"""Moving MNIST (Srivastava, Mansimov & Salakhutdinov, 2015), vectorised with numpy.
+
+The recipe of the paper's generator, reproduced here:
+
+* a 64×64 black canvas and 28×28 MNIST digits, so a digit's top-left corner lives in the
+  *free canvas* [0, 36]²; positions are kept as fractions p ∈ [0, 1]² of it;
+* p₀ uniform on [0, 1]², direction θ uniform on the circle, velocity v = (sin θ, cos θ) (y, x);
+* each frame p ← p + 0.1·v — a step of 0.1 × 36 = 3.6 px — and when a coordinate leaves
+  [0, 1] that velocity component flips sign (a bounce off the wall);
+* the digit is pasted at ⌊36·p⌋ and overlapping digits are combined by the pixel-wise maximum.
+
+Two bounce rules: ``"clamp"`` (the paper's code: the coordinate is set to the wall) and
+``"mirror"`` (reflect the overshoot, so every step is exactly 3.6 px). Frame 0 is the initial
+position. With ``stochastic=True`` each digit draws a fresh direction with probability
+``change_prob`` per frame (the stochastic variant of Denton & Fergus, 2018).
+
+Axes: ``n`` clips, ``t`` frames, ``k`` digits, ``c`` = (y, x). Directions are indices into
+`COMPASS`, measured with *up* meaning decreasing row index, as a person reads the screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from minivideo.data.mnist import cache_dir
+
+# Index i is the compass direction at angle i·45° counter-clockwise from "right" (screen up).
+COMPASS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
+OFFICIAL_TEST_NAME = "mnist_test_seq.npy"
+OFFICIAL_TEST_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
+
+
+@dataclass(frozen=True)
+class MovingMNISTConfig:
+    """Every knob of the generator; the defaults are the paper's."""
+
+    canvas_size: int = 64
+    digit_size: int = 28
+    num_digits: int = 2
+    num_frames: int = 20
+    step_length: float = 0.1  # fraction of the free canvas per frame: 0.1 × 36 px = 3.6 px
+    bounce: str = "clamp"  # "clamp" (paper's code) or "mirror"
+    stochastic: bool = False  # Denton & Fergus: random direction changes
+    change_prob: float = 0.1  # per digit and frame, used when stochastic
+
+    def __post_init__(self) -> None:
+        for name in ("canvas_size", "digit_size", "num_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(self.num_digits, int) or not 1 <= self.num_digits <= 3:
+            raise ValueError(f"num_digits must be 1, 2 or 3, got {self.num_digits!r}")
+        if self.digit_size >= self.canvas_size:
+            raise ValueError(f"digit_size ({self.digit_size}) must be smaller than "
+                             f"canvas_size ({self.canvas_size})")
+        if not 0 < self.step_length <= 1:
+            raise ValueError(f"step_length must be in (0, 1], got {self.step_length}")
+        if self.bounce not in ("clamp", "mirror"):
+            raise ValueError(f"bounce must be 'clamp' or 'mirror', got {self.bounce!r}")
+        if not 0 <= self.change_prob <= 1:
+            raise ValueError(f"change_prob must be in [0, 1], got {self.change_prob}")
+
+    @property
+    def free_size(self) -> int:
+        """Pixels the top-left corner can travel along each axis: canvas − digit (36)."""
+        return self.canvas_size - self.digit_size
+
+    @property
+    def speed_px(self) -> float:
+        """Pixels moved per frame away from walls (3.6 by default)."""
+        return self.step_length * self.free_size
+
+    def to_dict(self) -> dict:
+        """Plain dict, e.g. to store beside generated clips."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> MovingMNISTConfig:
+        """Inverse of `to_dict`, ignoring unknown keys."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclass
+class Trajectories:
+    """Where every digit is at every frame (n, t, k, ...), in pixels of the canvas."""
+
+    positions: np.ndarray  # float64 (n, t, k, 2): top-left (y, x), in [0, free_size]
+    velocities: np.ndarray  # float64 (n, t, k, 2): px/frame carrying frame t to t + 1
+    bounces: np.ndarray  # bool (n, t, k): a wall was hit on the way into frame t
+
+    @property
+    def positions_int(self) -> np.ndarray:
+        """int64 (n, t, k, 2): the pixel where each digit is pasted (the paper truncates)."""
+        return np.floor(self.positions).astype(np.int64)
+
+    @property
+    def directions(self) -> np.ndarray:
+        """int64 (n, t, k): compass index (see `COMPASS`) of the velocity at each frame."""
+        return compass_direction(self.velocities)
+
+
+@dataclass
+class MovingMNISTBatch:
+    """Generated clips with every label needed for captions, checks and metrics."""
+
+    videos: np.ndarray  # uint8 (n, t, h, w)
+    digits: np.ndarray  # int64 (n, k): the class of each digit
+    digit_ids: np.ndarray  # int64 (n, k): row of each digit in the digit images used
+    trajectories: Trajectories
+    config: MovingMNISTConfig
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def motion(self, i: int) -> list[DigitMotion]:
+        """Per-digit motion summary of clip i."""
+        return summarize_motion(self, i)
+
+
+@dataclass(frozen=True)
+class DigitMotion:
+    """What one digit does in one clip, in words a caption can use."""
+
+    digit: int
+    initial_direction: str
+    directions: tuple[str, ...]  # compass directions in order, repeats collapsed
+    bounce_frames: tuple[int, ...]  # frames reached by hitting a wall
+
+
+def compass_direction(velocity: np.ndarray) -> np.ndarray:
+    """Index into `COMPASS` of velocities (..., 2) given as (vy, vx) with y pointing down."""
+    velocity = np.asarray(velocity, dtype=np.float64)
+    if velocity.shape[-1:] != (2,):
+        raise ValueError(f"velocity must have shape (..., 2) as (vy, vx); got {velocity.shape}")
+    angle = np.arctan2(-velocity[..., 0], velocity[..., 1])  # minus: screen up is y decreasing
+    return np.rint(angle / (np.pi / 4)).astype(np.int64) % 8
+
+
+def sample_trajectories(num_clips: int, config: MovingMNISTConfig,
+                        rng: np.random.Generator) -> Trajectories:
+    """Random bouncing trajectories for num_clips × num_digits digits (vectorised over both)."""
+    n, t_max, k = num_clips, config.num_frames, config.num_digits
+    p = rng.random((n, k, 2))  # fraction of the free canvas, (y, x)
+    theta = rng.random((n, k)) * 2 * np.pi
+    v = np.stack([np.sin(theta), np.cos(theta)], axis=-1)  # (n, k, 2), unit length
+    positions = np.empty((n, t_max, k, 2))
+    velocities = np.empty((n, t_max, k, 2))
+    bounces = np.zeros((n, t_max, k), dtype=bool)
+    positions[:, 0], velocities[:, 0] = p, v
+    for t in range(1, t_max):  # a loop over 20 frames; everything inside is vectorised
+        p = p + config.step_length * v
+        low, high = p < 0, p > 1
+        if config.bounce == "clamp":
+            p = np.clip(p, 0.0, 1.0)
+        else:
+            p = np.where(low, -p, np.where(high, 2.0 - p, p))
+        hit = low | high
+        v = np.where(hit, -v, v)
+        bounces[:, t] = hit.any(axis=-1)
+        if config.stochastic:
+            change = rng.random((n, k)) < config.change_prob
+            theta = rng.random((n, k)) * 2 * np.pi
+            fresh = np.stack([np.sin(theta), np.cos(theta)], axis=-1)
+            v = np.where(change[..., None], fresh, v)
+        positions[:, t], velocities[:, t] = p, v
+    scale = config.free_size
+    return Trajectories(positions * scale, velocities * config.step_length * scale, bounces)
+
+
+def render(digit_images: np.ndarray, positions_int: np.ndarray,
+           canvas_size: int = 64) -> np.ndarray:
+    """Paste digits (n, k, s, s) at top-left corners (n, t, k, 2) on black canvases, by maximum."""
+    if digit_images.ndim != 4 or digit_images.shape[2] != digit_images.shape[3]:
+        raise ValueError(f"digit_images must have shape (n, k, s, s); got {digit_images.shape}")
+    n, k, s, _ = digit_images.shape
+    if positions_int.ndim != 4 or positions_int.shape[0] != n or positions_int.shape[2:] != (k, 2):
+        raise ValueError(
+            f"positions_int must have shape ({n}, t, {k}, 2); got {positions_int.shape}"
+        )
+    t = positions_int.shape[1]
+    if positions_int.min(initial=0) < 0 or positions_int.max(initial=0) > canvas_size - s:
+        raise ValueError(f"positions must lie in [0, {canvas_size - s}] so digits stay inside")
+    videos = np.zeros((n, t, canvas_size, canvas_size), dtype=np.uint8)
+    flat = videos.reshape(-1)  # a view: writing through flat indices fills videos
+    # Flat index of pixel (r, c) of the digit pasted at (y, x) in frame (i, j):
+    # ((i·t + j)·H + y + r)·W + x + c. One digit slot at a time, so no index repeats inside
+    # one assignment and read-max-write is exact.
+    frame = (np.arange(n)[:, None] * t + np.arange(t)[None, :]) * canvas_size**2  # (n, t)
+    patch = (np.arange(s)[:, None] * canvas_size + np.arange(s)[None, :]).reshape(-1)  # (s·s,)
+    for slot in range(k):
+        y, x = positions_int[:, :, slot, 0], positions_int[:, :, slot, 1]
+        corner = frame + y * canvas_size + x  # (n, t)
+        index = corner[:, :, None] + patch  # (n, t, s·s)
+        pixels = np.broadcast_to(digit_images[:, None, slot].reshape(n, 1, s * s), index.shape)
+        flat[index] = np.maximum(flat[index], pixels)
+    return videos
+
+
+def generate_clips(num_clips: int, digits: tuple[np.ndarray, np.ndarray],
+                   config: MovingMNISTConfig | None = None,
+                   seed: int | np.random.Generator = 0) -> MovingMNISTBatch:
+    """Generate num_clips clips from digits = (images uint8 (m, s, s), labels (m,)) and a seed."""
+    config = MovingMNISTConfig() if config is None else config
+    if not isinstance(num_clips, int) or num_clips < 0:
+        raise ValueError(f"num_clips must be a non-negative int, got {num_clips!r}")
+    images, labels = digits
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.dtype != np.uint8 or images.shape[1:] != (config.digit_size,) * 2:
+        raise ValueError(f"digit images must be uint8 (m, {config.digit_size}, "
+                         f"{config.digit_size}); got {images.dtype} {images.shape}")
+    if labels.shape != (len(images),) or len(images) == 0:
+        raise ValueError(f"labels must have shape ({len(images)},) and be non-empty; "
+                         f"got {labels.shape}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    ids = rng.integers(len(images), size=(num_clips, config.num_digits))
+    trajectories = sample_trajectories(num_clips, config, rng)
+    videos = render(images[ids], trajectories.positions_int, config.canvas_size)
+    return MovingMNISTBatch(videos, labels[ids].astype(np.int64), ids.astype(np.int64),
+                            trajectories, config)
+
+
+def _collapse(sequence: np.ndarray) -> tuple[int, ...]:
+    """Run-length collapse: [4, 4, 2, 2, 4] -> (4, 2, 4)."""
+    keep = np.ones(len(sequence), dtype=bool)
+    keep[1:] = sequence[1:] != sequence[:-1]
+    return tuple(int(d) for d in sequence[keep])
+
+
+def summarize_motion(batch: MovingMNISTBatch, i: int) -> list[DigitMotion]:
+    """Per-digit summary of clip i: initial compass direction, directions in order, bounces."""
+    trajectories = batch.trajectories
+    directions = trajectories.directions[i]  # (t, k)
+    # The velocity of the last frame is never seen moving a digit, so it is not described.
+    shown = directions[: max(1, batch.config.num_frames - 1)]
+    summary = []
+    for slot in range(batch.config.num_digits):
+        sequence = _collapse(shown[:, slot])
+        summary.append(DigitMotion(
+            digit=int(batch.digits[i, slot]),
+            initial_direction=COMPASS[sequence[0]],
+            directions=tuple(COMPASS[d] for d in sequence),
+            bounce_frames=tuple(int(f) for f in np.flatnonzero(trajectories.bounces[i, :, slot])),
+        ))
+    return summary
+
+
+def load_official_test_set(path: str | Path | None = None, layout: str = "tnhw") -> np.ndarray:
+    """The paper's test set mnist_test_seq.npy (20, 10000, 64, 64) as uint8 (n, t, h, w).
+
+    ``path`` defaults to ``$MINIVIDEO_CACHE/mnist_test_seq.npy``; download it from
+    `OFFICIAL_TEST_URL`. ``layout="nthw"`` accepts a file already stored clip-first.
+    """
+    if layout not in ("tnhw", "nthw"):
+        raise ValueError(f"layout must be 'tnhw' (the official file) or 'nthw', got {layout!r}")
+    path = Path(path) if path is not None else cache_dir() / OFFICIAL_TEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found; download {OFFICIAL_TEST_URL} and pass its path or put it in "
+            f"{cache_dir()} (set MINIVIDEO_CACHE to choose that folder)"
+        )
+    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    if array.ndim != 4 or array.shape[2] != array.shape[3]:
+        raise ValueError(f"{path}: expected a 4-d array ({layout}) of square frames, like the "
+                         f"official (20, 10000, 64, 64); got shape {array.shape}")
+    if array.dtype != np.uint8:
+        raise ValueError(f"{path}: expected uint8 pixels, got {array.dtype}")
+    if layout == "tnhw":
+        array = np.swapaxes(array, 0, 1)  # (t, n, h, w) -> (n, t, h, w)
+    return np.ascontiguousarray(array)
