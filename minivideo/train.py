@@ -328,3 +328,31 @@ def fit(
         model=model, step=config.steps, history=history, evals=evals,
         seconds=time.perf_counter() - began,
     )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- recipes
+@dataclass
+class Target:
+    """What `python -m minivideo train NAME` needs: model, data, loss, schedules, evaluation.
+
+    A lesson adds a trainable model by defining one `Target` in its own module and naming it in
+    `minivideo.cli.train.TARGETS`; the command line, checkpoints and manifests come for free.
+    """
+
+    description: str
+    build_model: Callable[[str], nn.Module]  # preset name → fresh model
+    build_dataset: Callable[[str, int], Dataset]  # (preset, seed) → training data
+    loss_fn: LossFn
+    schedules: dict[str, dict]  # preset → TrainConfig fields (steps, batch_size, lr, ...)
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None  # held-out figures
+    collate_fn: Callable | None = None
+    notes: str = ""  # for the manifest: what the figures are measured on
+
+    def train_config(self, preset: str, **overrides: Any) -> TrainConfig:
+        """The preset's schedule as a TrainConfig, with overrides (None values are ignored)."""
+        if preset not in self.schedules:
+            raise ValueError(f"config must be one of {sorted(self.schedules)}, got {preset!r}")
+        fields = {**self.schedules[preset],
+                  **{k: v for k, v in overrides.items() if v is not None}}
+        fields["warmup_steps"] = min(fields.get("warmup_steps", 0), fields["steps"])
+        return TrainConfig(**fields)

@@ -1,0 +1,170 @@
+"""`python -m minivideo train TARGET --config {tiny,small,full} --out FILE.pt`: train a model.
+
+Every trainable model of the course is a `minivideo.train.Target` (model, data, loss, schedule
+per preset, held-out evaluation) defined in its own module and named in `TARGETS` below. This
+command trains it with the shared loop, then writes the manifest NAME.json beside the checkpoint:
+the exact command, commit, seed, time, device and the held-out figures.
+
+    python -m minivideo train vqvae-frame --config small --out checkpoints/vqvae-frame.pt
+    python -m minivideo train vqvae-frame --config small --out runs/frame.pt --resume
+    python -m minivideo train videogpt --cond frames --config small --out runs/videogpt.pt
+    torchrun --nproc_per_node=2 -m minivideo train judge --config full --out runs/judge.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from minivideo.checkpoints import write_manifest
+from minivideo.train import Target, fit
+from minivideo.utils import pick_device
+
+CONFIGS = ("tiny", "small", "full")
+CONDITIONS = ("none", "class", "frames")
+
+# name → "module:attribute"; the attribute is a Target, or a function cond -> Target.
+# Imported only when chosen, so `train --help` stays fast and lessons stay independent.
+TARGETS: dict[str, str] = {
+    "vqvae-frame": "minivideo.vqvae:FRAME_TOKENIZER_TARGET",
+    "vqvae-clip": "minivideo.vqvae:CLIP_TOKENIZER_TARGET",
+    "digit-classifier": "minivideo.metrics.digit_classifier:TARGET",
+    "judge": "minivideo.metrics.judge:TARGET",
+    "image-prior": "minivideo.models.image_prior:TARGET",
+    "videogpt": "minivideo.models.videogpt:target",
+    "cogview": "minivideo.models.cogvideo:COGVIEW",
+    "cogvideo-keyframes": "minivideo.models.cogvideo:KEYFRAMES",
+    "cogvideo-interp": "minivideo.models.cogvideo:INTERPOLATION",
+}
+
+# name → "module:function(model) -> {figure: value}": the held-out figures of the manifest.
+# They live here, at the top layer, because measuring a model may use the judge, the digit
+# classifier or the tokenizers, which the model's own module must not import.
+EVALUATIONS: dict[str, str] = {
+    "vqvae-frame": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
+    "vqvae-clip": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
+    "digit-classifier": "minivideo.metrics.digit_classifier:evaluate_classifier",
+    "judge": "minivideo.metrics.judge:evaluate_judge",
+    "videogpt": "minivideo.metrics.videogpt_quality:evaluate_videogpt",
+    "cogview": "minivideo.metrics.cogvideo_quality:evaluate_cogview",
+    "cogvideo-keyframes": "minivideo.metrics.cogvideo_quality:evaluate_keyframes",
+    "cogvideo-interp": "minivideo.metrics.cogvideo_quality:evaluate_interpolation",
+}
+
+
+def resolve_evaluation(name: str, target: Target):
+    """The held-out evaluation of a target: its own, else the one registered in EVALUATIONS."""
+    if name in EVALUATIONS:
+        module_name, _, attribute = EVALUATIONS[name].partition(":")
+        return getattr(importlib.import_module(module_name), attribute)
+    return target.evaluate
+
+
+def resolve_target(name: str, cond: str | None = None) -> Target:
+    """Import the Target registered under `name` (built for `cond` where it takes one)."""
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}")
+    module_name, _, attribute = TARGETS[name].partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ModuleNotFoundError, AttributeError) as err:
+        raise ValueError(f"target {name!r} is not available yet ({err})") from err
+    if isinstance(found, Target):
+        if cond not in (None, "none"):
+            raise ValueError(f"--cond is not an option of target {name!r}")
+        return found
+    return found(cond or "none")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the train command."""
+    parser.add_argument("target", choices=list(TARGETS), help="what to train")
+    parser.add_argument("--config", choices=CONFIGS, default="small",
+                        help="model size and schedule: tiny (tests), small (CPU), full (GPU)")
+    parser.add_argument("--out", required=True, help="checkpoint file to write, FILE.pt")
+    parser.add_argument("--cond", choices=CONDITIONS, default=None,
+                        help="conditioning, for targets that take one (videogpt)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --out if it exists (exactly where it stopped)")
+    parser.add_argument("--steps", type=int, default=None, help="override the preset's steps")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the batch size")
+    parser.add_argument("--lr", type=float, default=None, help="override the learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="data and init seed (default 0)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps")
+    parser.add_argument("--no-eval", action="store_true",
+                        help="skip the held-out evaluation written to the manifest")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run, for the manifest."""
+    parts = ["python -m minivideo train", args.target, "--config", args.config]
+    if args.cond is not None:
+        parts += ["--cond", args.cond]
+    for flag in ("steps", "batch_size", "lr", "seed"):
+        value = getattr(args, flag)
+        if value is not None and not (flag == "seed" and value == 0):
+            parts += [f"--{flag.replace('_', '-')}", str(value)]
+    return " ".join([*parts, "--out", str(args.out)])
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({torch.get_num_threads()} threads)"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the model and data, train with `minivideo.train.fit`, write --out and its manifest."""
+    out = Path(args.out)
+    if out.suffix != ".pt":
+        raise ValueError(f"--out must be a file name ending in .pt, got {args.out!r}")
+    for flag in ("steps", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be a positive int, got {value}")
+    target = resolve_target(args.target, args.cond)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config = target.train_config(
+        args.config, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        device=args.device, save_every=args.save_every, progress=not args.no_progress,
+    )  # fmt: skip
+    torch.manual_seed(args.seed)  # the model's initial weights
+    model = target.build_model(args.config)
+    dataset = target.build_dataset(args.config, args.seed)
+    model_config = model.config_dict() if hasattr(model, "config_dict") else None
+    if model_config is None and dataclasses.is_dataclass(getattr(model, "config", None)):
+        model_config = dataclasses.asdict(model.config)
+    began = time.perf_counter()
+    result = fit(model, target.loss_fn, dataset, config, checkpoint=out, resume=args.resume,
+                 model_config=model_config, collate_fn=target.collate_fn)
+    seconds = time.perf_counter() - began
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return 0
+    last = result.history[-1] if result.history else {}
+    print(f"wrote {out} at step {result.step} after {seconds:.0f} s: "
+          + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("step", "lr")))
+    metrics: dict = {}
+    evaluate = resolve_evaluation(args.target, target)
+    if evaluate is not None and not args.no_eval:
+        model = result.model.eval()
+        with torch.no_grad():
+            metrics = evaluate(model)
+        print("held-out: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                                       if isinstance(v, (int, float))))
+    manifest = write_manifest(out, command=command_line(args), data_seed=args.seed,
+                              train_seconds=seconds, device=_device_name(pick_device(args.device)),
+                              metrics=metrics, notes=target.notes)
+    print(f"wrote {manifest}")
+    return 0
