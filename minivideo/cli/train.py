@@ -99,6 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="DataLoader worker processes that make batches (default 0)")
     parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps")
     parser.add_argument("--no-eval", action="store_true",
                         help="skip the held-out evaluation written to the manifest")
@@ -138,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     config = target.train_config(
         args.config, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, save_every=args.save_every, progress=not args.no_progress,
+        device=args.device, save_every=args.save_every, num_workers=args.workers,
+        progress=not args.no_progress,
     )  # fmt: skip
     torch.manual_seed(args.seed)  # the model's initial weights
     model = target.build_model(args.config)

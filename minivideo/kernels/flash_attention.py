@@ -40,7 +40,7 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 HEAD_DIMS = (32, 64, 128)
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 LOG2E = 1.4426950408889634  # exp(x) = exp2(x · log2 e); exp2 is the GPU's native instruction
-LN2 = 0.6931471805599453
+LN2 = tl.constexpr(0.6931471805599453)  # a constexpr: kernels may read only constexpr globals
 
 # The mask argument of the kernels: a constexpr, so each kind compiles its own specialised code.
 NO_MASK, BOOL_MASK, BIAS_MASK = 0, 1, 2
