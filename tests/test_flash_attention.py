@@ -227,7 +227,7 @@ def test_unsupported_head_dim_and_dtype():
     q, k, v = (x.detach() for x in make_qkv(8, 8, 32))
     assert "float16" in flash_unavailable_reason(q.double(), k.double(), v.double())
     assert "(b, h, n, d)" in flash_unavailable_reason(q[0], k[0], v[0])
-    assert "broadcast" in flash_unavailable_reason(q, k, v, torch.ones(3, 8, 8, dtype=torch.bool))
+    assert "broadcast" in flash_unavailable_reason(q, k, v, torch.ones(3, 8, 8, dtype=torch.bool, device=DEVICE))
     assert flash_unavailable_reason(q, k, v, masks.causal_mask(8).to(DEVICE)) is None
 
 
