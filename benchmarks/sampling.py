@@ -2,6 +2,7 @@
 
     python benchmarks/sampling.py                      # 256, 512, 1024 tokens; batch 1 and 16
     python benchmarks/sampling.py --lengths 256 --batches 1 --layers 2
+    python benchmarks/sampling.py --threads 1             # one CPU thread (a shared machine)
 
 Without a cache every new token re-runs the model over the whole prefix (cost per token grows
 with the sequence); with the cache only the new token is run (cost per token stays flat). The
@@ -38,11 +39,14 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--vocab", type=int, default=512)
+    parser.add_argument("--vocab", type=int, default=513)  # 512 codes + BOS
     parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     device = pick_device(args.device)
     torch.manual_seed(0)

@@ -1,0 +1,1 @@
+"""Recipes: complete models built from the layers below (image prior, VideoGPT, CogVideo)."""
