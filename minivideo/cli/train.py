@@ -91,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cond", choices=CONDITIONS, default=None,
                         help="conditioning, for targets that take one (videogpt)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from --out if it exists (exactly where it stopped)")
+                        help="continue from --out if it exists, exactly where it stopped (keep the "
+                             "same --steps: they set the learning-rate schedule)")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the batch size")
     parser.add_argument("--lr", type=float, default=None, help="override the learning rate")
