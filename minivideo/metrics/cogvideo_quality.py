@@ -1,0 +1,185 @@
+"""Held-out figures of the CogVideo stages, for the manifests of `python -m minivideo train`.
+
+Every stage is scored by the bits per code it needs on clips of *test* digits (never seen in
+training), with the caption and with the caption dropped: the difference is what the text tells
+the model, in bits. The whole hierarchy (key frames, then two interpolation passes) is scored by
+caption accuracy (`minivideo.metrics.captions`): the judge reads which digits appear and where
+each one first moves in generated clips, and we compare with the prompt.
+
+    evaluate_cogview(model)          stage 0, one frame under its quadrant caption
+    evaluate_keyframes(model)        stage 1, 5 key frames at stride 4 under the clip's caption
+    evaluate_interpolation(model)    stage 2, middle frames at strides 2 and 1; then, when the
+                                     shipped key-frame model and judge exist, the whole pipeline
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from minivideo.data.captions import CaptionTokenizer
+from minivideo.metrics.captions import caption_accuracy
+from minivideo.models.cogvideo import (
+    CLIP_FRAMES,
+    KEYFRAME_STRIDE,
+    CogVideo,
+    CogView,
+    EncodedClips,
+    cogview_sequence,
+    encode_clips,
+    frame_caption,
+    motion_caption,
+    text_to_video,
+    tokenizer_of,
+    training_pair,
+    video_sequence,
+)
+
+TEST_SEED = 1234
+_CAPTIONS = CaptionTokenizer()
+
+
+def test_clips(model: nn.Module, num_clips: int = 64, seed: int = TEST_SEED) -> EncodedClips:
+    """Clips of test digits, encoded by the tokenizer the model was trained on (cached)."""
+    return encode_clips(tokenizer_of(model), num_clips, split="test", seed=seed, cache=True)
+
+
+def _clip_caption(clips: EncodedClips, i: int, first: int = 0, last: int = CLIP_FRAMES - 1) -> str:
+    return motion_caption(clips.digits[i], clips.directions[i, first:last])
+
+
+def _ids(texts: list[str]) -> torch.Tensor:
+    return _CAPTIONS.encode_batch(texts)
+
+
+@torch.no_grad()
+def bits_per_code(model: nn.Module, pairs: list[dict], batch_size: int = 64) -> float:
+    """Mean bits per scored code over training pairs (`training_pair` dicts), in eval mode."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        inputs = torch.stack([p["input"] for p in chunk]).to(device)
+        targets = torch.stack([p["target"] for p in chunk]).to(device)
+        _, loss = model(inputs, targets=targets)
+        scored = int((targets != -100).sum())
+        total, count = total + float(loss) * scored, count + scored
+    model.train(was_training)
+    return total / count / math.log(2)
+
+
+def _with_and_without_caption(model: nn.Module, make: Callable[[bool], list[dict]]) -> dict:
+    """Bits per code with the caption, without it (all pads), and the difference."""
+    with_text, without = bits_per_code(model, make(False)), bits_per_code(model, make(True))
+    num_codes = (model.config.base if isinstance(model, CogVideo) else model.config).num_codes
+    return {"test_bits_per_code": round(with_text, 4),
+            "test_bits_per_code_no_caption": round(without, 4),
+            "caption_bits_saved_per_code": round(without - with_text, 4),
+            "uniform_bits_per_code": round(math.log2(num_codes), 4)}
+
+
+def evaluate_cogview(model: nn.Module, num_clips: int = 64) -> dict[str, float]:
+    """Stage 0: bits per code of test frames (0, 8, 16 of each clip) under their captions."""
+    if not isinstance(model, CogView):
+        raise TypeError(f"model must be a CogView, got {type(model).__name__}")
+    clips = test_clips(model, num_clips)
+    num_codes = model.config.num_codes
+    frames = [(i, t) for i in range(len(clips)) for t in (0, 8, 16)]
+
+    def make(drop: bool) -> list[dict]:
+        texts = [frame_caption(clips.digits[i], clips.positions[i, t]) for i, t in frames]
+        ids = _ids(texts) * (0 if drop else 1)
+        codes = torch.stack([clips.codes[i, t] for i, t in frames]).long()
+        sequences = cogview_sequence(ids, codes, num_codes)
+        return [training_pair(s, model.config.text_len + 1, num_codes) for s in sequences]
+
+    return {**_with_and_without_caption(model, make), "test_frames": len(frames)}
+
+
+def _stage_pairs(model: CogVideo, clips: EncodedClips, stride: int, drop: bool) -> list[dict]:
+    """Deterministic held-out sequences of a stage at one stride (every clip, every window)."""
+    config, base = model.config, model.config.base
+    times = config.frame_times
+    span = max(times) * stride
+    pairs = []
+    for i in range(len(clips)):
+        firsts = [0] if config.stage == "keyframes" else range(0, CLIP_FRAMES - span, span)
+        for first in firsts:
+            if config.stage == "keyframes":
+                text = _clip_caption(clips, i, first, first + span)
+                scored = base.text_len + 1
+            else:
+                text = _clip_caption(clips, i)
+                scored = base.text_len + 1 + 2 * base.frame_len
+            ids = _ids([text]) * (0 if drop else 1)
+            codes = clips.codes[i, [first + t * stride for t in times]][None].long()
+            sequence = video_sequence(config, ids, stride, codes)[0]
+            pairs.append(training_pair(sequence, scored, base.num_codes))
+    return pairs
+
+
+def evaluate_keyframes(model: nn.Module, num_clips: int = 64) -> dict[str, float]:
+    """Stage 1: bits per code of the 5 key frames (stride 4) of test clips under their captions."""
+    if not isinstance(model, CogVideo) or model.config.stage != "keyframes":
+        raise TypeError("model must be a CogVideo of stage 'keyframes'")
+    clips = test_clips(model, num_clips)
+    out = _with_and_without_caption(
+        model, lambda drop: _stage_pairs(model, clips, KEYFRAME_STRIDE, drop))
+    return {**out, "gate_mean_abs": round(float(model.gate.detach().abs().mean()), 4),
+            "test_clips": num_clips}
+
+
+# --------------------------------------------------------------------------- caption accuracy
+@torch.no_grad()
+def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, judge: nn.Module,
+                           num_prompts: int = 32, guidance: float = 3.0, seed: int = 0,
+                           batch_size: int = 16) -> dict[str, float]:
+    """The whole hierarchy on prompts of test clips: caption accuracy and seconds per clip."""
+    clips = test_clips(keyframes_model, num_prompts)
+    captions = [_clip_caption(clips, i) for i in range(num_prompts)]
+    tokenizer = tokenizer_of(keyframes_model)
+    videos, began = [], time.perf_counter()
+    for start in range(0, num_prompts, batch_size):
+        ids = _ids(captions[start : start + batch_size])
+        codes = text_to_video(keyframes_model, interp_model, ids, guidance=guidance,
+                              seed=seed + start)
+        videos.append((tokenizer.decode(codes.cpu()) * 255).round().to(torch.uint8))
+    seconds = (time.perf_counter() - began) / num_prompts
+    accuracy = caption_accuracy(judge, torch.cat(videos), captions)
+    return {**{f"t2v_caption_{key}": round(value, 4) for key, value in accuracy.items()},
+            "t2v_seconds_per_clip": round(seconds, 3), "t2v_prompts": num_prompts,
+            "t2v_guidance": guidance}
+
+
+def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, float]:
+    """Stage 2: bits per middle code at strides 2 and 1; the whole pipeline when it can run."""
+    if not isinstance(model, CogVideo) or model.config.stage != "interp":
+        raise TypeError("model must be a CogVideo of stage 'interp'")
+    clips = test_clips(model, num_clips)
+    out: dict[str, float] = {}
+    for stride in (2, 1):
+        figures = _with_and_without_caption(
+            model, lambda drop, s=stride: _stage_pairs(model, clips, s, drop))
+        out[f"stride{stride}_test_bits_per_code"] = figures["test_bits_per_code"]
+        out[f"stride{stride}_test_bits_per_code_no_caption"] = (
+            figures["test_bits_per_code_no_caption"])
+    out["gate_mean_abs"] = round(float(model.gate.detach().abs().mean()), 4)
+    from minivideo.pretrained import available_pretrained, pretrained
+
+    shipped = available_pretrained()
+    if model.config.base.tokenizer == "vqvae-frame" and {"cogvideo-keyframes", "judge"} <= set(
+            shipped):
+        keys = pretrained("cogvideo-keyframes")
+        device = next(model.parameters()).device
+        out.update(evaluate_text_to_video(keys.to(device), model, pretrained("judge")))
+    return out
+
+
+__all__ = ["bits_per_code", "evaluate_cogview", "evaluate_interpolation",
+           "evaluate_keyframes", "evaluate_text_to_video", "test_clips"]

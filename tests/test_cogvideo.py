@@ -1,0 +1,350 @@
+"""CogVideo: masks, freezing, the gate at init, hierarchy, guidance, learning, errors, commands."""
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint
+from minivideo.data import MovingMNISTConfig, captions_for, generate_clips, load_digits
+from minivideo.masks import local_window_mask
+from minivideo.models.cogvideo import (
+    COGVIEW,
+    INTERPOLATION,
+    KEYFRAMES,
+    CogVideo,
+    CogView,
+    CogViewConfig,
+    FrameCaptionDataset,
+    VideoDataset,
+    check_stride,
+    cogview_sequence,
+    encode_clips,
+    encode_prompt,
+    fill_middle,
+    frame_caption,
+    interpolate,
+    interpolate_once,
+    load_tokenizer,
+    motion_caption,
+    quadrant,
+    sample_images,
+    sample_keyframes,
+    sample_videos,
+    sequence_loss,
+    spatial_mask,
+    temporal_mask,
+    video_sequence,
+)
+from minivideo.sampling import classifier_free_guidance
+from minivideo.train import TrainConfig, fit
+
+K = 64  # codes of the untrained tiny tokenizer
+PROMPT = "digit 3 moves left and digit 7 moves down"
+
+
+def tiny_cogview(seed: int = 0) -> CogView:
+    torch.manual_seed(seed)
+    return CogView(CogViewConfig.preset("tiny", K, "untrained-tiny"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These models are tiny: one thread beats two, and stays fast on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return encode_clips(load_tokenizer("untrained-tiny"), 6, seed=0)
+
+
+def captions(n: int = 2, prompt: str = PROMPT) -> torch.Tensor:
+    return encode_prompt(prompt)[None].repeat(n, 1)
+
+
+# --------------------------------------------------------------------------- masks
+def test_spatial_mask_is_cogview_per_frame():
+    text, frames, frame_len = 3, 3, 2
+    mask = spatial_mask(text, frames, frame_len)
+    group = [-1] * text + [-2] + [f for f in range(frames) for _ in range(frame_len)]
+    n = len(group)
+    expected = torch.zeros(n, n, dtype=torch.bool)
+    for q in range(n):
+        for k in range(n):
+            if group[q] == -1:  # text: bidirectional among the text only
+                expected[q, k] = group[k] == -1
+            elif group[q] == -2:  # rate token: the text and itself
+                expected[q, k] = group[k] in (-1, -2)
+            else:  # video: the text, and its own frame causally; never the rate token
+                expected[q, k] = group[k] == -1 or (group[k] == group[q] and k <= q)
+    assert torch.equal(mask, expected)
+
+
+@pytest.mark.parametrize("times", [(0, 1, 2, 3, 4), (0, 2, 1)])
+@pytest.mark.parametrize("window,shift", [(2, 0), (2, 1), (3, 1)])
+def test_temporal_mask_windows_in_time_causal_in_sequence(times, window, shift):
+    text, frame_len = 2, 3
+    mask = temporal_mask(text, times, frame_len, window, shift)
+    prefix = text + 1
+    frame = [None] * prefix + [f for f in range(len(times)) for _ in range(frame_len)]
+    n = len(frame)
+    expected = torch.zeros(n, n, dtype=torch.bool)
+    for q in range(n):
+        for k in range(n):
+            if frame[q] is None:  # text and rate token: bidirectional prefix
+                expected[q, k] = frame[k] is None
+            elif frame[k] is None:  # video sees the whole prefix
+                expected[q, k] = True
+            else:
+                tq, tk = times[frame[q]], times[frame[k]]
+                same = (tq + shift) // window == (tk + shift) // window
+                expected[q, k] = same and k <= q
+    assert torch.equal(mask, expected)
+
+
+def test_temporal_mask_is_a_shifted_local_window_for_key_frames():
+    text, frame_len, frames = 2, 4, 5
+    for shift in (0, 1):
+        mask = temporal_mask(text, tuple(range(frames)), frame_len, 2, shift)
+        windows = local_window_mask((frames, 1, frame_len), (2, 1, frame_len), (shift, 0, 0),
+                                    causal=True)
+        assert torch.equal(mask[text + 1 :, text + 1 :], windows)
+    # the shift moves the borders: frames 1 and 2 share a window only in shifted layers
+    first, second = (text + 1 + f * frame_len for f in (1, 2))
+    assert not temporal_mask(text, tuple(range(frames)), frame_len, 2, 0)[second, first]
+    assert temporal_mask(text, tuple(range(frames)), frame_len, 2, 1)[second, first]
+
+
+def test_model_alternates_shifted_windows_and_middle_frame_sees_both_neighbours():
+    model = CogVideo.from_cogview(tiny_cogview(), "interp")
+    unshifted, shifted = model.temporal_masks
+    base = model.config.base
+    start = base.text_len + 1
+    left, right, middle = (start + i * base.frame_len for i in range(3))  # sequence order
+    assert unshifted[middle + 5, left + 5] and not unshifted[middle + 5, right + 5]
+    assert shifted[middle + 5, right + 5] and not shifted[middle + 5, left + 5]
+
+
+# --------------------------------------------------------------------------- the frozen base
+def test_gate_at_init_reproduces_cogview_frame_by_frame():
+    base = tiny_cogview()
+    for stage, n_frames in (("keyframes", 5), ("interp", 3)):
+        model = CogVideo.from_cogview(base, stage).eval()
+        torch.manual_seed(1)
+        codes = torch.randint(0, K, (2, n_frames, 8, 8))
+        stride = 4 if stage == "keyframes" else 2
+        logits, _ = model(video_sequence(model.config, captions(), stride, codes))
+        frame_len = model.config.base.frame_len
+        for f in range(n_frames):
+            reference, _ = base(cogview_sequence(captions(), codes[:, f], K))
+            start = 27 + f * frame_len
+            got = logits[:, start : start + frame_len]
+            assert torch.allclose(got, reference[:, 26:], atol=1e-5), (stage, f)
+    # and the gate is what makes it so: with α ≠ 0 the outputs differ
+    with torch.no_grad():
+        model.gate.fill_(0.5)
+    moved, _ = model(video_sequence(model.config, captions(), 2, codes))
+    assert not torch.allclose(moved[:, 27:], logits[:, 27:], atol=1e-3)
+
+
+def test_training_step_leaves_the_spatial_channel_unchanged(clips):
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes")
+    frozen = {k: v.clone() for k, v in model.base.state_dict().items()}
+    new = {k: v.clone() for k, v in model.named_parameters() if not k.startswith("base.")}
+    assert all(not p.requires_grad for p in model.base.parameters())
+    config = TrainConfig(steps=2, batch_size=4, lr=1e-2, warmup_steps=0, weight_decay=0.1,
+                         progress=False)
+    fit(model, sequence_loss, VideoDataset(clips, model.config, seed=0), config)
+    for key, value in model.base.state_dict().items():
+        assert torch.equal(value, frozen[key]), key
+    changed = [k for k, v in model.named_parameters() if k in new and not torch.equal(v, new[k])]
+    assert {"gate", "rate_emb.weight"} <= set(changed)
+    assert any(k.startswith("temporal.") for k in changed)
+
+
+def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path):
+    model = CogVideo.from_cogview(tiny_cogview(), "interp")
+    with torch.no_grad():
+        model.gate.normal_()
+    path = save_checkpoint(tmp_path / "interp.pt", model=model)
+    again = build_model_from_checkpoint(path)
+    codes = torch.randint(0, K, (1, 3, 8, 8))
+    sequence = video_sequence(model.config, captions(1), 1, codes)
+    assert torch.allclose(model.eval()(sequence)[0], again.eval()(sequence)[0])
+
+
+# --------------------------------------------------------------------------- hierarchy, guidance
+def test_kv_cached_sampling_matches_full_recompute():
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes").eval()
+    with torch.no_grad():
+        model.gate.normal_(std=0.5)
+    sequence = video_sequence(model.config, captions(1), 4, torch.randint(0, K, (1, 5, 8, 8)))
+    full, _ = model(sequence)
+    cache = model.new_cache()
+    parts = [model(sequence[:, :40], cache=cache)[0]]
+    parts += [model(sequence[:, i : i + 1], cache=cache)[0] for i in range(40, 60)]
+    assert torch.allclose(torch.cat(parts, 1), full[:, :60], atol=1e-5)
+
+
+def test_interpolation_keeps_the_given_frames_and_doubles_the_rate():
+    model = CogVideo.from_cogview(tiny_cogview(), "interp").eval()
+    keys = torch.randint(0, K, (1, 3, 8, 8))
+    once = interpolate_once(model, captions(1), keys, stride=2, seed=0)
+    assert once.shape == (1, 5, 8, 8) and torch.equal(once[:, ::2], keys)
+    video = interpolate(model, captions(1), keys, key_stride=4, seed=0)
+    assert video.shape == (1, 9, 8, 8) and torch.equal(video[:, ::4], keys)
+
+
+def test_guidance_weights_zero_and_one():
+    cond, uncond = torch.randn(3, K), torch.randn(3, K)
+    assert torch.allclose(classifier_free_guidance(cond, uncond, 1.0), cond)
+    assert torch.allclose(classifier_free_guidance(cond, uncond, 0.0), uncond)
+    model = CogVideo.from_cogview(tiny_cogview(), "interp").eval()
+    with torch.no_grad():
+        model.gate.normal_(std=0.5)
+    empty = torch.zeros_like(captions())
+    left, right = torch.randint(0, K, (2, 2, 8, 8))
+    # w = 0 ignores the text: the same frame as the caption-free model at w = 1 (greedy)
+    zero = fill_middle(model, captions(), left, right, stride=1, guidance=0.0, greedy=True)
+    assert torch.equal(zero, fill_middle(model, empty, left, right, stride=1, guidance=1.0,
+                                         greedy=True))
+    base = tiny_cogview()
+    assert torch.equal(sample_images(base, captions(), guidance=0.0, greedy=True),
+                       sample_images(base, empty, guidance=1.0, greedy=True))
+    with pytest.raises(ValueError, match="guidance"):
+        sample_images(base, captions(), guidance=-1.0)
+
+
+# --------------------------------------------------------------------------- learning
+def _fixed_batch_loss(model, dataset, steps: int, lr: float) -> tuple[float, float]:
+    batch = {key: torch.stack([dataset[i][key] for i in range(8)]) for key in ("input", "target")}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    first = None
+    for _ in range(steps):
+        loss, _ = sequence_loss(model, batch)
+        first = float(loss.detach()) if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return first, float(loss.detach())
+
+
+@pytest.fixture(scope="module")
+def trained_base(clips) -> CogView:
+    """A tiny CogView trained on a fixed batch of frames of the clips."""
+    base = tiny_cogview()
+    first, last = _fixed_batch_loss(base, FrameCaptionDataset(clips, seed=0), 60, 1e-2)
+    base.losses = (first, last)
+    return base
+
+
+def test_tiny_cogview_learns_a_fixed_batch(trained_base):
+    first, last = trained_base.losses
+    assert first > 3.5 and last < 1.0, (first, last)  # ln 64 = 4.16 nats at the start
+
+
+@pytest.mark.parametrize("stage", ["keyframes", "interp"])
+def test_tiny_stages_start_from_the_image_model_and_learn_in_time(clips, trained_base, stage):
+    model = CogVideo.from_cogview(copy.deepcopy(trained_base), stage)
+    first, last = _fixed_batch_loss(model, VideoDataset(clips, model.config, seed=0), 40, 1e-2)
+    # the frozen image model already knows these frames (an untrained one starts at ln 64)...
+    assert first < 2.5, first
+    # ...and the temporal channels, the only part that learns, lower the loss further
+    assert last < 0.8 * first, (first, last)
+
+
+# --------------------------------------------------------------------------- captions and data
+def test_captions_for_frames_and_windows():
+    assert quadrant(np.array([0.0, 36.0])) == "up-right"
+    assert quadrant(np.array([30.0, 2.0])) == "down-left"
+    assert frame_caption(np.array([3, 7]), np.array([[0, 0], [36, 36]])) == (
+        "digit 3 up-left and digit 7 down-right")
+    batch = generate_clips(4, load_digits("train"), MovingMNISTConfig(num_frames=17), seed=3)
+    directions = batch.trajectories.directions
+    # over the whole clip, the window caption is the dataset's caption
+    assert [motion_caption(batch.digits[i], directions[i, :-1]) for i in range(4)] == \
+        captions_for(batch)
+
+
+def test_datasets_score_only_the_generated_codes(clips):
+    model = CogVideo.from_cogview(tiny_cogview(), "interp")
+    item = VideoDataset(clips, model.config, seed=0)[5]
+    scored = torch.nonzero(item["target"] != -100).flatten()
+    assert len(scored) == 64 and int(scored.min()) == 27 + 2 * 65  # the middle frame's codes
+    item = FrameCaptionDataset(clips, seed=0)[5]
+    assert int((item["target"] != -100).sum()) == 64
+    assert torch.equal(FrameCaptionDataset(clips, seed=0)[5]["input"], item["input"])
+
+
+# --------------------------------------------------------------------------- errors, commands
+@pytest.mark.parametrize("prompt,message", [
+    ("digit 3 moves sideways", "accepted words"),
+    ("3 digit moves left", "outside the caption grammar"),
+    ("digit 3 moves left and digit 1 moves up and digit 2 moves up and digit 4 moves up",
+     "at most 3 digits"),
+    ("", "non-empty"),
+])
+def test_bad_prompts_raise_clear_errors(prompt, message):
+    with pytest.raises(ValueError, match=message):
+        encode_prompt(prompt)
+
+
+def test_bad_frame_rates_raise_clear_errors():
+    keyframes = CogVideo.from_cogview(tiny_cogview(), "keyframes")
+    with pytest.raises(ValueError, match=r"accepted strides .*\[1, 2, 4\]"):
+        sample_keyframes(keyframes, captions(), stride=3)
+    with pytest.raises(ValueError, match=r"accepted strides .*\[1, 2\]"):
+        check_stride(4, "interp")
+    interp = CogVideo.from_cogview(tiny_cogview(), "interp")
+    with pytest.raises(ValueError, match="frame rate"):
+        interpolate_once(interp, captions(), torch.zeros(2, 3, 8, 8, dtype=torch.long), stride=4)
+
+
+def test_targets_and_sample_command(tmp_path):
+    assert set(COGVIEW.schedules) == set(KEYFRAMES.schedules) == {"tiny", "small", "full"}
+    for name, target in (("keyframes", KEYFRAMES), ("interp", INTERPOLATION)):
+        torch.manual_seed(0)
+        save_checkpoint(tmp_path / f"cogvideo-{name}.pt", model=target.build_model("tiny"))
+    args = SimpleNamespace(prompt=PROMPT, num=1, seed=0, guidance=2.0, checkpoint=str(tmp_path),
+                           temperature=1.0, top_k=None, top_p=None, batch_size=1, device=None,
+                           no_progress=True)
+    out = sample_videos(args)
+    assert out["videos"].shape == (1, 17, 64, 64) and out["videos"].dtype == np.uint8
+    with pytest.raises(ValueError, match="KEYFRAMES.pt,INTERP.pt"):
+        sample_videos(SimpleNamespace(**{**vars(args), "checkpoint": "one.pt"}))
+    with pytest.raises(ValueError, match="accepted words"):
+        sample_videos(SimpleNamespace(**{**vars(args), "prompt": "digit 3 moves fast"}))
+
+
+# --------------------------------------------------------------------------- evaluation
+def test_evaluations_report_bits_with_and_without_the_caption(trained_base):
+    from minivideo.metrics.cogvideo_quality import evaluate_cogview, evaluate_keyframes
+
+    figures = evaluate_cogview(trained_base, num_clips=4)
+    assert 0 < figures["test_bits_per_code"] < figures["uniform_bits_per_code"] == 6
+    assert figures["caption_bits_saved_per_code"] == pytest.approx(
+        figures["test_bits_per_code_no_caption"] - figures["test_bits_per_code"], abs=1e-3)
+    stage = evaluate_keyframes(CogVideo.from_cogview(trained_base, "keyframes"), num_clips=4)
+    assert stage["gate_mean_abs"] == 0 and 0 < stage["test_bits_per_code"] < 6
+    with pytest.raises(TypeError, match="keyframes"):
+        evaluate_keyframes(trained_base)
+
+
+def test_text_to_video_evaluation_runs_the_hierarchy_and_the_judge(trained_base):
+    from minivideo.metrics.cogvideo_quality import evaluate_text_to_video
+    from minivideo.metrics.judge import Judge, JudgeConfig
+
+    keys = CogVideo.from_cogview(trained_base, "keyframes").eval()
+    interp = CogVideo.from_cogview(trained_base, "interp").eval()
+    torch.manual_seed(0)
+    judge = Judge(JudgeConfig(stem_channels=(4, 8), channels=8, num_blocks=1, embed_dim=16))
+    figures = evaluate_text_to_video(keys, interp, judge, num_prompts=2, batch_size=2)
+    assert {"t2v_caption_digits", "t2v_caption_motion", "t2v_caption_both"} <= set(figures)
+    assert all(0 <= figures[f"t2v_caption_{k}"] <= 1 for k in ("digits", "motion", "both"))
+    assert figures["t2v_seconds_per_clip"] > 0
