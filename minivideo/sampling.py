@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 LogitsProcessor = Callable[[torch.Tensor], torch.Tensor]
 AllowedTokens = torch.Tensor | Callable[[int], torch.Tensor] | None

@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from minivideo.checkpoints import load_checkpoint, save_checkpoint
 from minivideo.utils import pick_device

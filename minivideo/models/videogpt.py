@@ -435,7 +435,7 @@ def encode_clips(
 
     `frames` (the first `context_frames` frames, uint8) is included only when context_frames > 0.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if not isinstance(num_clips, int) or num_clips < 1:
         raise ValueError(f"num_clips must be a positive int, got {num_clips!r}")
