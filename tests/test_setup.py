@@ -85,3 +85,16 @@ def test_ruff_is_clean():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_readme_figure_exists_and_a_repo_script_writes_it():
+    readme = (ROOT / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    images += re.findall(r"`(docs/figures/[^`]+\.(?:png|gif))`", readme)
+    assert images, "README.md shows no figures"
+    scripts = [p.read_text() for p in [*ROOT.glob("docs/*.py"), *ROOT.glob("benchmarks/*.py")]]
+    for image in images:
+        assert (ROOT / image).is_file(), f"README.md shows {image}, which does not exist"
+        name = Path(image).name
+        assert any(name in text or Path(image).stem in text for text in scripts), (
+            f"no script in docs/ or benchmarks/ writes {image}")
