@@ -52,10 +52,12 @@ from minivideo.data.mnist import load_digits
 from minivideo.data.moving_mnist import (
     MovingMNISTBatch,
     MovingMNISTConfig,
+    compass_direction,
     generate_clips,
     render,
     sample_trajectories,
 )
+from minivideo.metrics.trajectory_fit import fit_trajectories
 from minivideo.train import Target
 
 NUM_CLASSES = 10
@@ -155,6 +157,8 @@ class Judge(nn.Module):
                                       for _ in range(config.num_blocks)])
         # per cell and frame: the class of the digit centred there, or 10 (background)
         self.cell_head = nn.Conv3d(config.channels, NUM_CLASSES + 1, 1)
+        # per cell and frame: where in the cell that centre is, (dy, dx) in cells from its middle
+        self.offset_head = nn.Conv3d(config.channels, 2, 1)
         # one describer and one set of heads shared by all ten classes: what a "3" does is
         # read the way what a "7" does is read
         self.describe = nn.Sequential(nn.Linear(config.channels, config.embed_dim), nn.ReLU())
@@ -172,17 +176,17 @@ class Judge(nn.Module):
         """Size of `features`: ten class descriptors and ten presence scores."""
         return NUM_CLASSES * (self.config.embed_dim + 1)
 
-    def trunk(self, videos: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Feature maps (n, c, t', 8, 8) of every `frame_stride`-th frame of videos (n t 64 64)."""
+    def trunk(self, videos: np.ndarray | torch.Tensor, phase: int = 0) -> torch.Tensor:
+        """Feature maps (n, c, t', 8, 8) of frames phase, phase + stride, … of videos (n t h w)."""
         x = as_video_tensor(videos).to(next(self.parameters()).device)
-        x = x[:, :: self.config.frame_stride]
+        x = x[:, phase :: self.config.frame_stride]
         b = x.shape[0]
         x = self.stem(rearrange(x, "b t h w -> (b t) 1 h w"))
         return self.blocks(rearrange(x, "(b t) c h w -> b c t h w", b=b))
 
-    def _read(self, videos: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
-        """Everything the heads need: cell logits, presence logits, per-class descriptors."""
-        maps = self.trunk(videos)
+    def _read(self, videos: np.ndarray | torch.Tensor, phase: int = 0) -> dict[str, torch.Tensor]:
+        """Everything the heads need: cell logits and offsets, presence, per-class descriptors."""
+        maps = self.trunk(videos, phase)
         cells = self.cell_head(maps)  # n 11 t 8 8
         scores = rearrange(cells, "n k t h w -> n k t (h w)")
         evidence = scores[:, :NUM_CLASSES] - scores[:, NUM_CLASSES:]  # log-odds: digit vs none
@@ -191,7 +195,8 @@ class Judge(nn.Module):
         # where is each class? attend to the cells that look like it, frame by frame
         where = evidence.softmax(dim=-1)  # n 10 t (h w)
         pooled = torch.einsum("nkts,ncts->nktc", where, rearrange(maps, "n c t h w -> n c t (h w)"))
-        return {"cells": cells, "presence": presence, "described": self.describe(pooled)}
+        return {"cells": cells, "offsets": self.offset_head(maps), "evidence": evidence,
+                "presence": presence, "described": self.describe(pooled)}
 
     def features(self, videos: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Embedding (n, feature_dim) of videos (n, t ≥ 8, 64, 64): the layer the heads read.
@@ -212,24 +217,79 @@ class Judge(nn.Module):
             "velocity": self.velocity_head(first),
             "bounces": self.bounce_head(read["described"].mean(dim=2)),
             "cells": read["cells"],  # (n, 11, t', 8, 8): which digit is centred where
+            "offsets": read["offsets"],  # (n, 2, t', 8, 8): where in its cell, (dy, dx) in cells
         }
 
     @torch.no_grad()
-    def predict(self, videos: np.ndarray | torch.Tensor, batch_size: int = 256) -> JudgePrediction:
-        """Digits present, per-digit initial direction and bounce class, in batches, eval mode."""
+    def track(self, videos: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per class and frame: the digit's top-left corner (n, 10, t, 2) px and confidence.
+
+        Every frame is read (the trunk runs once per phase of its frame stride): in each, the
+        cell most sure it holds the class, refined by the offset head. Confidence (n, 10, t) is
+        that cell's probability of holding the class; the corner is a continuous coordinate
+        (a digit pasted at integer corner c reads as about c).
+        """
+        x = as_video_tensor(videos)
+        n, t = x.shape[:2]
+        corners = torch.zeros(n, NUM_CLASSES, t, 2)
+        confidence = torch.zeros(n, NUM_CLASSES, t)
+        half = 28 / 2  # digits are 28 px: the corner is the centre minus 14
+        for phase in range(min(self.config.frame_stride, t)):
+            read = self._read(x, phase)
+            evidence, best = read["evidence"].max(dim=-1)  # n 10 t': the surest cell per class
+            offsets = rearrange(read["offsets"], "n c t h w -> n t (h w) c")
+            index = rearrange(best, "n k t -> n t k")[..., None].expand(-1, -1, -1, 2)
+            offset = rearrange(offsets.gather(2, index), "n t k c -> n k t c")  # in cells
+            cell = torch.stack([best // 8, best % 8], dim=-1).to(offset.dtype)
+            centre = (cell + 0.5 + offset) * CELL
+            corners[:, :, phase :: self.config.frame_stride] = (centre - half).cpu()
+            confidence[:, :, phase :: self.config.frame_stride] = evidence.sigmoid().cpu()
+        return corners, confidence
+
+    @torch.no_grad()
+    def predict(self, videos: np.ndarray | torch.Tensor, batch_size: int = 256,
+                motion: str = "fit") -> JudgePrediction:
+        """Digits present, per-digit initial direction and bounce class, in batches, eval mode.
+
+        ``motion="fit"`` (the default) reads each present class's direction and bounces from
+        the bouncing trajectory fitted to its track (`minivideo.metrics.trajectory_fit`);
+        ``motion="heads"`` reads them from the learned heads. Classes judged absent always get
+        the heads' reading (a caption check still needs a value in their row).
+        """
+        if motion not in ("fit", "heads"):
+            raise ValueError(f"motion must be 'fit' or 'heads', got {motion!r}")
         as_video_tensor(videos[:1])  # fail early, with the argument's name, on bad input
         was_training = self.training
         self.eval()
         parts = []
         for start in range(0, len(videos), batch_size):
-            out = self(videos[start : start + batch_size])
-            parts.append((out["presence"].sigmoid(), out["directions"].argmax(-1),
-                          out["bounces"].argmax(-1)))
+            chunk = videos[start : start + batch_size]
+            out = self(chunk)
+            presence = out["presence"].sigmoid().cpu()
+            directions = out["directions"].argmax(-1).cpu()
+            bounces = out["bounces"].argmax(-1).cpu()
+            if motion == "fit":
+                directions, bounces = self._fitted_motion(chunk, presence > 0.5,
+                                                          directions, bounces)
+            parts.append((presence, directions, bounces))
         self.train(was_training)
         if not parts:
             raise ValueError("videos must hold at least one clip")
-        presence, directions, bounces = (torch.cat(p).cpu() for p in zip(*parts, strict=True))
+        presence, directions, bounces = (torch.cat(p) for p in zip(*parts, strict=True))
         return JudgePrediction(presence, presence > 0.5, directions, bounces)
+
+    def _fitted_motion(self, videos: np.ndarray | torch.Tensor, present: torch.Tensor,
+                       directions: torch.Tensor, bounces: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Directions and bounce classes (n, 10) of present classes from their fitted tracks."""
+        if not present.any():
+            return directions, bounces
+        corners, confidence = self.track(videos)
+        fit = fit_trajectories(corners[present], confidence[present])
+        directions, bounces = directions.clone(), bounces.clone()
+        directions[present] = torch.from_numpy(compass_direction(fit.velocity.numpy()))
+        bounces[present] = fit.bounces.sum(-1).clamp(max=NUM_BOUNCE_CLASSES - 1)
+        return directions, bounces
 
 
 @torch.no_grad()
@@ -353,6 +413,7 @@ class JudgeDataset(Dataset):
             "velocity": torch.from_numpy(trajectories.velocities[0, 0].astype(np.float32)),
             "bounce_flags": torch.from_numpy(trajectories.bounces[0]),  # bool (t, k)
             "cells": torch.from_numpy(digit_cells(trajectories.positions_int[0], self.config)),
+            "centres": torch.from_numpy(digit_centres(trajectories.positions_int[0], self.config)),
             "index": index,
         }
 
@@ -361,6 +422,24 @@ def digit_cells(positions_int: np.ndarray, config: MovingMNISTConfig) -> np.ndar
     """The 8×8-px cell (row, col) holding each digit's centre: int64 (t, k, 2) from corners."""
     centre = positions_int + config.digit_size // 2
     return np.clip(centre // CELL, 0, config.canvas_size // CELL - 1).astype(np.int64)
+
+
+def digit_centres(positions_int: np.ndarray, config: MovingMNISTConfig) -> np.ndarray:
+    """Each digit's centre (y, x) in px, float32 (t, k, 2), from its pasted top-left corner."""
+    return (positions_int + config.digit_size / 2).astype(np.float32)
+
+
+def offset_loss(offsets: torch.Tensor, cells: torch.Tensor, centres: torch.Tensor,
+                frame_stride: int) -> torch.Tensor:
+    """Mean L1 error (in cells) of the predicted centre offsets at each digit's own cell."""
+    cells, centres = cells[:, ::frame_stride], centres[:, ::frame_stride]  # (n, t', k, 2)
+    n, t, k, _ = cells.shape
+    clip = torch.arange(n, device=cells.device)[:, None, None]
+    frame = torch.arange(t, device=cells.device)[None, :, None]
+    predicted = rearrange(offsets, "n c t h w -> n t h w c")[
+        clip, frame, cells[..., 0], cells[..., 1]]  # (n, t', k, 2)
+    target = centres / CELL - (cells.to(centres.dtype) + 0.5)
+    return (predicted - target).abs().mean()
 
 
 def cell_targets(cells: torch.Tensor, digits: torch.Tensor, frame_stride: int) -> torch.Tensor:
@@ -384,16 +463,19 @@ def collate_clips(items: list[dict]) -> dict[str, torch.Tensor]:
     rng = np.random.default_rng([item["index"] for item in items])
     length = int(rng.integers(MIN_FRAMES, frames + 1))
     stack = {key: torch.stack([item[key] for item in items])
-             for key in ("video", "digits", "directions", "velocity", "bounce_flags", "cells")}
+             for key in ("video", "digits", "directions", "velocity", "bounce_flags", "cells",
+                         "centres")}
     bounces = stack["bounce_flags"][:, :length].sum(dim=1)  # walls hit inside the crop
     targets = judge_targets(stack["digits"].numpy(), stack["directions"].numpy(),
                             bounces.numpy(), stack["velocity"].numpy())
     return {"video": stack["video"][:, :length], "digits": stack["digits"],
-            "cells": stack["cells"][:, :length], **targets}
+            "cells": stack["cells"][:, :length], "centres": stack["centres"][:, :length],
+            **targets}
 
 
 def judge_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-    """Presence BCE + direction CE + velocity MSE + ½ bounce CE (masked) + digit-cell CE."""
+    """Presence BCE + direction CE + velocity MSE + ½ bounce CE (masked) + digit-cell CE
+    + 2 × centre-offset L1."""
     out = model(batch["video"])
     presence = F.binary_cross_entropy_with_logits(out["presence"], batch["presence"])
     valid = batch["directions"] != IGNORE  # (n, 10): present classes with one clear label
@@ -408,35 +490,58 @@ def judge_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, f
     centred = target != NUM_CLASSES
     # digit cells are ~3% of all cells: average them and the background separately
     cells = per_cell[centred].mean() + per_cell[~centred].mean()
-    loss = presence + direction + velocity + 0.5 * bounce + cells
+    offset = offset_loss(out["offsets"], batch["cells"], batch["centres"], config.frame_stride)
+    loss = presence + direction + velocity + 0.5 * bounce + cells + 2 * offset
     return loss, {"presence": presence.item(), "direction": direction.item(),
-                  "velocity": velocity.item(), "bounce": bounce.item(), "cells": cells.item()}
+                  "velocity": velocity.item(), "bounce": bounce.item(), "cells": cells.item(),
+                  "offset": offset.item()}
 
 
 # --------------------------------------------------------------------------- accuracy
 def judge_accuracy(judge: Judge, batch: MovingMNISTBatch) -> dict[str, float]:
-    """The judge's accuracies on labelled clips (fractions in [0, 1]).
+    """The judge's accuracies on labelled clips (fractions in [0, 1]; track error in px).
 
     * ``digits``: per digit shown, its class is among the judge's m most likely classes, where m
       is the number of distinct classes in the clip (identity, with the count given);
     * ``digit_sets``: per clip, the set of classes with presence > 0.5 equals the true set exactly
       (identity *and* count, what caption accuracy needs);
     * ``directions``: per (clip, present class with one unambiguous label), the predicted initial
-      compass direction is right;
-    * ``bounces``: the same for the bounce class (0, 1, 2+).
+      compass direction is right — read from the fitted trajectory; ``directions_heads`` the
+      same read by the learned direction head, for comparison;
+    * ``bounces`` / ``bounces_heads``: the same for the bounce class (0, 1, 2+);
+    * ``track_px``: median distance (px) between the tracked and the true digit corners, over
+      the frames of each present class that appears once.
     """
-    pred = judge.predict(batch.videos)
+    fitted = judge.predict(batch.videos)
+    heads = judge.predict(batch.videos, motion="heads")
     target = batch_targets(batch)
     truth = target["presence"].bool()
     count = truth.sum(dim=1, keepdim=True)  # m per clip
-    rank = pred.presence.argsort(dim=1, descending=True).argsort(dim=1)  # 0 = most likely
+    rank = fitted.presence.argsort(dim=1, descending=True).argsort(dim=1)  # 0 = most likely
     found = (rank < count) & truth
     scores = {"digits": float(found.sum() / truth.sum()),
-              "digit_sets": float((pred.present == truth).all(dim=1).float().mean())}
+              "digit_sets": float((fitted.present == truth).all(dim=1).float().mean())}
     for key in ("directions", "bounces"):
         valid = target[key] != IGNORE
-        scores[key] = float((getattr(pred, key)[valid] == target[key][valid]).float().mean())
+        for name, pred in ((key, fitted), (f"{key}_heads", heads)):
+            scores[name] = float((getattr(pred, key)[valid] == target[key][valid]).float().mean())
+    scores["track_px"] = tracking_error(judge, batch)
     return scores
+
+
+def tracking_error(judge: Judge, batch: MovingMNISTBatch, max_clips: int = 256) -> float:
+    """Median distance (px) between tracked and true corners of classes shown exactly once."""
+    clips = min(len(batch), max_clips)
+    corners, _ = judge.track(batch.videos[:clips])  # n 10 t 2
+    truth = torch.from_numpy(batch.trajectories.positions_int[:clips]).float()  # n t k 2
+    digits = torch.from_numpy(batch.digits[:clips])
+    errors = []
+    for slot in range(digits.shape[1]):
+        d = digits[:, slot]
+        once = (digits == d[:, None]).sum(dim=1) == 1
+        tracked = corners[torch.arange(clips), d]  # n t 2
+        errors.append((tracked - truth[:, :, slot]).norm(dim=-1)[once].reshape(-1))
+    return float(torch.cat(errors).median())
 
 
 def test_clips(num_clips: int = 2000, num_frames: int = 16, seed: int = TEST_SEED,
@@ -455,7 +560,7 @@ def evaluate_judge(model: nn.Module, num_clips: int = 2000) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for frames in (16, 20, 8):
         scores = judge_accuracy(judge, test_clips(num_clips, frames))
-        keys = scores if frames == 16 else ("digits", "directions")
+        keys = scores if frames == 16 else ("digits", "directions", "directions_heads")
         metrics.update({f"test{frames}_{key}": round(scores[key], 4) for key in keys})
     return metrics
 
