@@ -3,10 +3,13 @@
     python benchmarks/sampling.py                      # 256, 512, 1024 tokens; batch 1 and 16
     python benchmarks/sampling.py --lengths 256 --batches 1 --layers 2
     python benchmarks/sampling.py --threads 1             # one CPU thread (a shared machine)
+    python benchmarks/sampling.py --windows 16            # finer cost-by-position profile
 
 Without a cache every new token re-runs the model over the whole prefix (cost per token grows
-with the sequence); with the cache only the new token is run (cost per token stays flat). The
-model is an untrained GPT of the size of the course's image prior: speed does not depend on weights.
+with the sequence); with the cache only the new token is run (cost per token stays flat). After
+the table, the cached sampler's cost per step is printed by position (windows of the longest
+sequence), so its flatness can be read off. The model is an untrained GPT of the size of the
+course's image prior: speed does not depend on weights.
 """
 
 from __future__ import annotations
@@ -33,6 +36,43 @@ def tokens_per_second(model: GPT, batch: int, length: int, use_cache: bool, devi
     return batch * length / (time.perf_counter() - start)
 
 
+class StepTimer(torch.nn.Module):
+    """Wraps a prior and records the time at which each forward call (one sampling step) ends."""
+
+    def __init__(self, inner: GPT, device: torch.device) -> None:
+        super().__init__()
+        self.inner, self.config, self.device = inner, inner.config, device
+        self.stamps: list[float] = []
+        self.eval()
+
+    def new_cache(self):
+        """The wrapped prior's KV cache."""
+        return self.inner.new_cache()
+
+    def forward(self, idx: torch.Tensor, **kwargs):
+        """Run the wrapped prior, then stamp the time (after the device has finished)."""
+        out = self.inner(idx, **kwargs)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.stamps.append(time.perf_counter())
+        return out
+
+
+def cost_by_position(model: GPT, batch: int, length: int, windows: int, device) -> list[tuple]:
+    """Cached sampling of `length` tokens: (first, last, median ms per step) for each window."""
+    timer = StepTimer(model, device)
+    prefix = torch.zeros(batch, 1, dtype=torch.long, device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    generate(timer, prefix, length, use_cache=True, seed=0, progress=False)
+    # step i covers drawing token i - 1 and the forward pass that scores position i
+    steps = torch.tensor([start, *timer.stamps], dtype=torch.float64).diff() * 1e3
+    edges = torch.linspace(0, length, windows + 1).round().long().tolist()
+    spans = [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True) if hi > lo]
+    return [(lo + 1, hi, float(steps[lo:hi].median())) for lo, hi in spans]
+
+
 def main() -> None:
     """Print a table of cached vs uncached sampling speed and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,7 +84,12 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=513)  # 512 codes + BOS
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument(
+        "--windows", type=int, default=8, help="position windows in the cost-by-position profile"
+    )
     args = parser.parse_args()
+    if args.windows < 1:
+        parser.error(f"--windows must be >= 1, got {args.windows}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
@@ -75,6 +120,13 @@ def main() -> None:
             ratio = cached / uncached
             print(f"{batch:>5} {length:>6} {cached:>13.0f} {uncached:>15.0f} {ratio:>8.1f}x")
 
+    length = max(args.lengths)
+    profiles = [cost_by_position(model, b, length, args.windows, device) for b in args.batches]
+    print(f"\ncached sampler, {length} tokens: median ms per step (one new token per sequence)")
+    print(f"{'positions':>11}" + "".join(f"{f'batch {b}':>10}" for b in args.batches))
+    for i, (lo, hi, _) in enumerate(profiles[0]):
+        print(f"{f'{lo}-{hi}':>11}" + "".join(f"{p[i][2]:>10.2f}" for p in profiles))
+    print(f"{'last/first':>11}" + "".join(f"{p[-1][2] / p[0][2]:>9.2f}x" for p in profiles))
 
 if __name__ == "__main__":
     main()

@@ -199,16 +199,9 @@ def generate(
     it draws the same tokens as the cached path for the same seed.
     """
     vocab, block = _check_model(model)
-    if not isinstance(prefix, torch.Tensor) or prefix.dim() != 2 or prefix.dtype != torch.long:
-        raise ValueError(f"prefix must be an int64 tensor (b, n), got {_describe(prefix)}")
-    if not isinstance(num_tokens, int) or num_tokens < 0:
+    _check_ids("prefix", prefix, vocab)
+    if not isinstance(num_tokens, int) or isinstance(num_tokens, bool) or num_tokens < 0:
         raise ValueError(f"num_tokens must be an int >= 0, got {num_tokens!r}")
-    if prefix.shape[1] == 0:
-        raise ValueError("prefix must hold at least one token (e.g. a start or class token)")
-    if prefix.numel() and (prefix.min() < 0 or prefix.max() >= vocab):
-        raise ValueError(
-            f"prefix ids must lie in [0, {vocab}); got [{prefix.min()}, {prefix.max()}]"
-        )
     if prefix.shape[1] + num_tokens > block:
         raise ValueError(
             f"prefix length {prefix.shape[1]} + num_tokens {num_tokens} exceeds the model's "
@@ -217,12 +210,33 @@ def generate(
     process = make_processor(
         temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, greedy=greedy
     )
+    if not isinstance(guidance, (int, float)) or isinstance(guidance, bool):
+        raise ValueError(f"guidance must be a number, got {guidance!r}")
     guided = uncond_prefix is not None
-    if guided and uncond_prefix.shape != prefix.shape:
+    if guided:
+        _check_ids("uncond_prefix", uncond_prefix, vocab)
+        if uncond_prefix.shape != prefix.shape:
+            raise ValueError(
+                f"uncond_prefix must have the prefix's shape {tuple(prefix.shape)}, "
+                f"got {tuple(uncond_prefix.shape)}"
+            )
+    elif guidance != 1.0:
+        raise ValueError(f"guidance={guidance!r} needs an uncond_prefix (the unguided input)")
+    elif uncond_context is not None:
+        raise ValueError("uncond_context needs an uncond_prefix (guidance is off without one)")
+    if uncond_context is not None and context is None:
+        raise ValueError("uncond_context needs a context (the conditional pass's)")
+    if uncond_context is not None and (
+        not isinstance(uncond_context, torch.Tensor) or uncond_context.shape != context.shape
+    ):
         raise ValueError(
-            f"uncond_prefix must have the prefix's shape {tuple(prefix.shape)}, "
-            f"got {tuple(uncond_prefix.shape)}"
+            f"uncond_context must have the context's shape {tuple(context.shape)}, "
+            f"got {_describe(uncond_context)}"
         )
+    if stop_token is not None and not (
+        isinstance(stop_token, int) and not isinstance(stop_token, bool) and 0 <= stop_token < vocab
+    ):
+        raise ValueError(f"stop_token must be an int in [0, {vocab}), got {stop_token!r}")
     if generator is None and seed is not None:
         generator = torch.Generator(device=prefix.device).manual_seed(seed)
 
@@ -267,6 +281,16 @@ def generate(
         tokens = F.pad(tokens, (0, pad), value=stop_token)
     out_logprobs = torch.cat(logprobs, dim=1) if (return_logprobs and logprobs) else None
     return Generation(tokens=tokens, logprobs=out_logprobs)
+
+
+def _check_ids(name: str, ids: object, vocab: int) -> None:
+    """Raise a ValueError naming `name` unless ids is a non-empty int64 (b, n) of ids < vocab."""
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype != torch.long:
+        raise ValueError(f"{name} must be an int64 tensor (b, n), got {_describe(ids)}")
+    if ids.shape[1] == 0:
+        raise ValueError(f"{name} must hold at least one token (e.g. a start or class token)")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab):
+        raise ValueError(f"{name} ids must lie in [0, {vocab}); got [{ids.min()}, {ids.max()}]")
 
 
 def _describe(x: object) -> str:
