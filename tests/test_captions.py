@@ -50,6 +50,19 @@ def test_captions_agree_with_the_trajectories(batch):
     assert np.mean(["then" in c for c in captions]) > 0.5
 
 
+def test_captions_need_two_frames():
+    digits = load_digits("train")
+    still = generate_clips(3, digits, MovingMNISTConfig(num_frames=1), seed=0)
+    with pytest.raises(ValueError, match="at least 2 frames.*num_frames=1"):
+        captions_for(still)
+    two = generate_clips(3, digits, MovingMNISTConfig(num_frames=2), seed=0)
+    first = generate_clips(3, digits, MovingMNISTConfig(num_frames=20), seed=0)
+    # Same seed, same first step: the 2-frame caption names each digit's first direction.
+    expected = [" and ".join(f"digit {p.digit} moves {p.directions[0]}" for p in parse_caption(c))
+                for c in captions_for(first)]
+    assert captions_for(two) == expected
+
+
 def test_parse_caption_round_trip_and_errors():
     text = "digit 0 moves down-right then up-left and digit 9 moves up"
     assert parse_caption(text) == [ParsedDigit(0, ("down-right", "up-left")), ParsedDigit(9, ("up",))]

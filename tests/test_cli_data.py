@@ -33,7 +33,10 @@ def test_writes_videos_labels_and_captions(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--num", "0"], "--num must be a positive"),
     (["--digits", "4"], "--digits must be 1, 2 or 3"),
-    (["--frames", "0"], "--frames must be at least 1"),
+    (["--frames", "0"], "--frames must be at least 2"),
+    (["--frames", "1"], "--frames must be at least 2"),  # one frame: no motion to caption
+    (["--seed", "-1"], "argument --seed: must be a non-negative integer, got -1"),
+    (["--seed", "abc"], "argument --seed: must be a non-negative integer, got 'abc'"),
     (["--out", "clips.h5"], "--out must be a file name ending in .npz"),
 ])
 def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys, args, message):
@@ -45,6 +48,15 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys, args, message):
         main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_two_frames_is_the_shortest_clip(tmp_path):
+    out = tmp_path / "two.npz"
+    assert main(["data", "--num", "5", "--out", str(out), "--frames", "2", "--no-progress"]) == 0
+    with np.load(out) as data:
+        assert data["videos"].shape == (5, 2, 64, 64)
+        for caption in data["captions"]:  # one step shown: exactly one direction per digit
+            assert all(len(p.directions) == 1 for p in parse_caption(str(caption)))
 
 
 def test_module_entry_point_runs(tmp_path):

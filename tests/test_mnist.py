@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import io
 import struct
 import urllib.error
 
@@ -113,6 +114,71 @@ def test_offline_warns_then_falls_back_to_bundled(tmp_path):
                                            mirrors=["file:///definitely/not/here/"])
     bundled, _ = mnist.load_digits("test", source="bundled")
     np.testing.assert_array_equal(images, bundled)
+
+
+class FakeMirrors:
+    """A stand-in for urlopen: serves bytes per URL, records each request, never the network."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files, self.requests = files, []
+
+    def __call__(self, url: str) -> io.BytesIO:
+        self.requests.append(url)
+        if url not in self.files:
+            raise urllib.error.URLError(f"fake mirror has no {url}")
+        return io.BytesIO(self.files[url])
+
+
+def _small_mnist(split: str, seed: int = 1) -> tuple[dict[str, bytes], dict[str, str]]:
+    """IDX bytes of a small split of fake MNIST and their sha256, by canonical file name."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(6, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=6).astype(np.uint8)
+    data = dict(zip(mnist.MNIST_FILES[split], (_idx_bytes(images), _idx_bytes(labels)), strict=True))
+    return data, {name: hashlib.sha256(blob).hexdigest() for name, blob in data.items()}
+
+
+def test_checksum_mismatch_tries_the_next_mirror(tmp_path):
+    good, sha = _small_mnist("test")
+    bad = {name: blob[:-3] + b"xyz" for name, blob in good.items()}  # corrupt, same length
+    fake = FakeMirrors({**{"https://bad/" + n: b for n, b in bad.items()},
+                        **{"https://good/" + n: b for n, b in good.items()}})
+    images, labels = mnist.fetch_mnist("test", root=tmp_path, mirrors=["https://bad/", "https://good/"],
+                                       sha256=sha, opener=fake)
+    assert fake.requests == [m + n for n in mnist.MNIST_FILES["test"] for m in ("https://bad/", "https://good/")]
+    np.testing.assert_array_equal(images, mnist.parse_idx(good["t10k-images-idx3-ubyte.gz"]))
+    assert labels.dtype == np.int64 and len(labels) == 6
+    cached = sorted((tmp_path / "mnist").iterdir())
+    assert [p.name for p in cached] == sorted(mnist.MNIST_FILES["test"])  # no .part left
+    assert all(hashlib.sha256(p.read_bytes()).hexdigest() == sha[p.name] for p in cached)
+
+
+def test_all_mirrors_corrupt_falls_back_to_bundled_and_keeps_nothing(tmp_path):
+    good, sha = _small_mnist("train")
+    fake = FakeMirrors({m + n: b"not the file" for n in good for m in ("https://a/", "https://b/")})
+    with pytest.warns(UserWarning, match="checksum mismatch.*falling back to the bundled"):
+        images, labels = mnist.load_digits("train", source="mnist", root=tmp_path, sha256=sha,
+                                           mirrors=["https://a/", "https://b/"], opener=fake)
+    bundled_images, bundled_labels = mnist.load_digits("train", source="bundled")
+    np.testing.assert_array_equal(images, bundled_images)
+    np.testing.assert_array_equal(labels, bundled_labels)
+    assert list((tmp_path / "mnist").iterdir()) == []  # no corrupt file, no partial file
+
+
+def test_a_corrupt_cached_file_is_deleted_and_downloaded_again(tmp_path):
+    good, sha = _small_mnist("test")
+    name = "t10k-labels-idx1-ubyte.gz"
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / name).write_bytes(b"truncated")
+    fake = FakeMirrors({"https://m/" + n: b for n, b in good.items()})
+    mnist.fetch_mnist("test", root=tmp_path, mirrors=["https://m/"], sha256=sha, opener=fake)
+    assert (tmp_path / "mnist" / name).read_bytes() == good[name]
+    # Offline with a corrupt cache: the corrupt file goes, and the bundled digits are used.
+    (tmp_path / "mnist" / name).write_bytes(b"truncated")
+    with pytest.warns(UserWarning, match="falling back"):
+        mnist.load_digits("test", source="mnist", root=tmp_path, sha256=sha, mirrors=["https://m/"],
+                          opener=FakeMirrors({}))
+    assert not (tmp_path / "mnist" / name).exists()
 
 
 def test_rebuild_bundled_reproduces_the_file_from_the_csv(tmp_path):

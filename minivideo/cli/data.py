@@ -5,9 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from minivideo.data.captions import MIN_FRAMES
 from minivideo.data.datasets import generate_arrays, save_clips
 from minivideo.data.mnist import SOURCES, SPLITS
 from minivideo.data.moving_mnist import MovingMNISTConfig
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type for --seed: numpy seeds must be integers >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which digit images to use (test clips use unseen digits)")
     parser.add_argument("--num", type=int, required=True, help="number of clips")
     parser.add_argument("--out", required=True, help="output file, FILE.npz")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--frames", type=int, default=20, help="frames per clip (default 20)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0,
+                        help="random seed, an integer >= 0 (default 0)")
+    parser.add_argument("--frames", type=int, default=20,
+                        help=f"frames per clip, at least {MIN_FRAMES} (default 20)")
     parser.add_argument("--digits", type=int, default=2, help="digits per clip, 1-3 (default 2)")
     parser.add_argument("--source", choices=SOURCES, default="bundled",
                         help="bundled 5k digits (offline) or full MNIST (downloaded)")
@@ -32,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--num must be a positive number of clips, got {args.num}")
     if not 1 <= args.digits <= 3:
         raise ValueError(f"--digits must be 1, 2 or 3, got {args.digits}")
-    if args.frames < 1:
-        raise ValueError(f"--frames must be at least 1, got {args.frames}")
+    if args.frames < MIN_FRAMES:
+        raise ValueError(f"--frames must be at least {MIN_FRAMES}: captions describe motion and "
+                         f"one frame shows none; got {args.frames}")
     out = Path(args.out)
     if out.suffix != ".npz":
         raise ValueError(f"--out must be a file name ending in .npz, got {args.out!r}")

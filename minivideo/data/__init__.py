@@ -13,7 +13,9 @@ from minivideo.data.captions import (
 from minivideo.data.datasets import (
     CachedMovingMNIST,
     MovingMNIST,
+    OfficialMovingMNIST,
     generate_arrays,
+    item_motion,
     load_clips,
     save_clips,
 )
@@ -25,12 +27,14 @@ from minivideo.data.moving_mnist import (
     MovingMNISTConfig,
     generate_clips,
     load_official_test_set,
+    motion_arrays,
     summarize_motion,
 )
 
 __all__ = [
     "COMPASS", "MAX_LENGTH", "MAX_SEGMENTS", "VOCAB", "CachedMovingMNIST", "CaptionTokenizer",
-    "DigitMotion", "MovingMNIST", "MovingMNISTBatch", "MovingMNISTConfig", "ParsedDigit",
-    "caption_from_motion", "captions_for", "generate_arrays", "generate_clips", "load_clips",
-    "load_digits", "load_official_test_set", "parse_caption", "save_clips", "summarize_motion",
+    "DigitMotion", "MovingMNIST", "MovingMNISTBatch", "MovingMNISTConfig", "OfficialMovingMNIST",
+    "ParsedDigit", "caption_from_motion", "captions_for", "generate_arrays", "generate_clips",
+    "item_motion", "load_clips", "load_digits", "load_official_test_set", "motion_arrays",
+    "parse_caption", "save_clips", "summarize_motion",
 ]

@@ -30,6 +30,7 @@ from minivideo.data.moving_mnist import COMPASS, DigitMotion, MovingMNISTBatch, 
 
 MAX_SEGMENTS = 3  # directions per digit: the first one and up to two "then"
 MAX_DIGITS = 3
+MIN_FRAMES = 2  # a caption describes motion, and one frame shows none
 PAD = "<pad>"
 DIGIT_WORDS = tuple(str(d) for d in range(10))
 GRAMMAR_WORDS = ("digit", "moves", "then", "and")
@@ -56,7 +57,10 @@ def caption_from_motion(motion: Sequence[DigitMotion], max_segments: int = MAX_S
 
 
 def captions_for(batch: MovingMNISTBatch, max_segments: int = MAX_SEGMENTS) -> list[str]:
-    """Captions of every clip of a generated batch."""
+    """Captions of every clip of a generated batch (clips of at least `MIN_FRAMES` frames)."""
+    if batch.config.num_frames < MIN_FRAMES:
+        raise ValueError(f"captions need clips of at least {MIN_FRAMES} frames (one frame shows "
+                         f"no motion); got num_frames={batch.config.num_frames}")
     return [caption_from_motion(summarize_motion(batch, i), max_segments)
             for i in range(len(batch))]
 

