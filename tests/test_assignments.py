@@ -1,7 +1,9 @@
 """Assignments: releasing student notebooks and autograding them, end to end.
 
 The structural tests run without a kernel. The round trip (teacher releases notebook 01, the
-student runs it unanswered, then answers it; the grader scores both) runs real kernels.
+student runs it unanswered, then answers it; the grader scores both) runs real kernels, and so do
+the command-line tests: `release notebooks/ OUTDIR/` on the whole course, each released notebook
+run up to its first exercise, and `grade` (without --source) on notebook 03.
 """
 
 from __future__ import annotations
@@ -9,10 +11,15 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from minivideo.assignments import (
@@ -25,9 +32,18 @@ from minivideo.assignments import (
     solution_cell_metadata,
 )
 from minivideo.assignments.__main__ import main
-from minivideo.assignments.notebook import BEGIN_SOLUTION, END_SOLUTION, add_missing_metadata
+from minivideo.assignments.grade import course_notebooks
+from minivideo.assignments.notebook import (
+    BEGIN_HIDDEN,
+    BEGIN_SOLUTION,
+    END_HIDDEN,
+    END_SOLUTION,
+    add_missing_metadata,
+    marker_regions,
+)
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
 COURSE = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 SQUARE_SOLUTION = '''def square(x):
@@ -63,6 +79,19 @@ def toy_notebook() -> nbformat.NotebookNode:
     ]
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="2.0\n")]
     return nb
+
+
+def hint_of(source: str) -> str:
+    """The hint a released stub should raise: the `# HINT:` lines of the teacher's solution."""
+    return " ".join(line.strip().removeprefix("# HINT:").strip() for line in source.splitlines()
+                    if line.strip().startswith("# HINT:"))
+
+
+def run_cli(*args: object, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m minivideo.assignments ARGS` in a child process at the repository root."""
+    return subprocess.run([sys.executable, "-m", "minivideo.assignments", *map(str, args)],
+                          cwd=REPO, env={**os.environ, "MINIVIDEO_MODE": "fast"},
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def solution_body(source: str) -> str:
@@ -142,7 +171,13 @@ def test_every_course_notebook_has_a_well_formed_exercise(path):
             ast.parse(cell.source)  # the stubs leave valid Python behind
     stubs = [c for c in student.cells if "raise NotImplementedError(" in c.source]
     assert len(stubs) >= len(cells)
-
+    for g in cells:  # the grader's extra checks: every test cell holds a non-empty hidden region
+        lines = nb.cells[g.index].source.splitlines()
+        regions = marker_regions(lines, BEGIN_HIDDEN, END_HIDDEN)
+        assert regions, f"{path.name}: test cell {g.grade_id!r} has no {BEGIN_HIDDEN!r} region"
+        hidden = [line for first, last in regions for line in lines[first + 1 : last]
+                  if line.strip() and not line.strip().startswith("#")]
+        assert hidden, f"{path.name}: the hidden tests of {g.grade_id!r} are empty"
 
 
 def test_mark_adds_the_metadata_an_author_forgot():
@@ -266,3 +301,104 @@ def test_check_and_mark_from_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main(["release", str(tmp_path / "missing"), str(tmp_path / "out")])
     assert err.value.code == 2
+
+
+def test_grade_defaults_to_the_course_notebook_of_the_same_name(tmp_path, capsys):
+    assert course_notebooks() == NOTEBOOKS
+    nbformat.write(toy_notebook(), tmp_path / "toy.ipynb")
+    with pytest.raises(FileNotFoundError, match=r"no course notebook toy\.ipynb in .*--source"):
+        grade(tmp_path / "toy.ipynb")
+    with pytest.raises(SystemExit) as err:
+        main(["grade", str(tmp_path / "toy.ipynb")])
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    assert f"no course notebook toy.ipynb in {NOTEBOOKS}" in message and "--source" in message
+    # Other layouts still work: --source names the teacher's copy.
+    assert main(["grade", str(tmp_path / "toy.ipynb"), "--source", str(tmp_path)]) == 0
+    assert "score: 3/3" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- the whole course
+@pytest.fixture(scope="module")
+def released_course(tmp_path_factory) -> tuple[Path, str]:
+    """The folder `python -m minivideo.assignments release notebooks/ OUTDIR/` wrote, and stdout."""
+    out = tmp_path_factory.mktemp("course") / "release"
+    proc = run_cli("release", "notebooks/", f"{out}/", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout
+
+
+@pytest.mark.parametrize("path", COURSE, ids=[p.stem for p in COURSE])
+def test_released_course_notebook_hides_solutions_and_hidden_tests(released_course, path):
+    out, stdout = released_course
+    teacher = nbformat.read(path, as_version=4)
+    student = nbformat.read(out / path.name, as_version=4)
+    points = sum(g.points for g in graded_cells(teacher))
+    assert f"{out / path.name}: {len(graded_cells(teacher))} exercise(s), {points:g} point(s)" in stdout
+    assert len(student.cells) == len(teacher.cells)
+    for i, (t, s) in enumerate(zip(teacher.cells, student.cells, strict=True)):
+        info = t.metadata.get("nbgrader", {})
+        lines, kept = t.source.splitlines(), s.source.splitlines()
+        begin, end = (BEGIN_SOLUTION, END_SOLUTION) if info.get("solution") else (BEGIN_HIDDEN, END_HIDDEN)
+        inside = {j for first, last in marker_regions(lines, begin, end) for j in range(first, last + 1)}
+        outside = [line for j, line in enumerate(lines) if j not in inside]
+        secret = {lines[j] for j in inside if lines[j].strip()} - set(outside)
+        if info.get("solution") or info.get("grade"):
+            assert secret, f"{path.name} cell {i}: an exercise cell with nothing to hide"
+        assert not secret & set(kept), f"{path.name} cell {i} leaks {sorted(secret & set(kept))}"
+        assert [x for x in kept if x.strip() and "NotImplementedError" not in x
+                and x.strip() != "# YOUR CODE HERE"] == [x for x in outside if x.strip()]
+        if info.get("solution"):
+            hint = hint_of(t.source)
+            assert hint, f"{path.name} cell {i}: the solution has no # HINT: line"
+            assert f"raise NotImplementedError({hint!r})" in s.source
+        if s.cell_type == "code":
+            assert s.outputs == [] and s.execution_count is None
+
+
+@pytest.mark.parametrize("path", COURSE, ids=[p.stem for p in COURSE])
+def test_released_course_notebook_runs_up_to_its_first_exercise(released_course, path):
+    """Run in fast mode from the released folder, as a student would; only the stub may raise."""
+    out, _ = released_course
+    student = nbformat.read(out / path.name, as_version=4)
+    first = graded_cells(student)[0]
+    solution = max(j for j, c in enumerate(student.cells[: first.index])
+                   if c.metadata.get("nbgrader", {}).get("solution"))
+    student.cells = student.cells[: first.index + 1]  # stop at the first exercise's test cell
+    kernel = student.metadata.get("kernelspec", {}).get("name", "python3")
+    client = NotebookClient(student, timeout=300, kernel_name=kernel, allow_errors=True,
+                            resources={"metadata": {"path": str(out)}})
+    started = time.perf_counter()
+    client.execute(env={**os.environ, "MINIVIDEO_MODE": "fast"})
+    seconds = time.perf_counter() - started
+    errors = [(j, o.ename, o.evalue) for j, c in enumerate(student.cells) if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0][0] in (solution, first.index), errors
+    hint = hint_of(nbformat.read(path, as_version=4).cells[solution].source)
+    assert errors[0][1:] == ("NotImplementedError", hint)
+    print(f"{path.name}: {seconds:.1f} s up to cell {first.index}")
+
+
+def test_grading_notebook_03_from_the_command_line(released_course, tmp_path):
+    """Without --source: an unanswered copy fails with its hint, the solution notebook passes."""
+    out, _ = released_course
+    name = "03_flash_attention.ipynb"
+    teacher = nbformat.read(NOTEBOOKS / name, as_version=4)
+    submitted = tmp_path / "ada_flash.ipynb"  # a student's file name: the metadata names the notebook
+    submitted.write_bytes((out / name).read_bytes())
+    proc = run_cli("grade", submitted, "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert Path(report["source"]) == NOTEBOOKS / name
+    cells = graded_cells(teacher)
+    assert [e["grade_id"] for e in report["exercises"]] == [g.grade_id for g in cells]
+    assert report["score"] == 0 and report["max_score"] == sum(g.points for g in cells) == 3
+    hints = [hint_of(c.source) for c in teacher.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    for exercise, hint in zip(report["exercises"], hints, strict=True):
+        assert not exercise["passed"] and exercise["points"] == 0
+        assert exercise["reason"].startswith(f"NotImplementedError: {hint}"), exercise["reason"]
+
+    proc = run_cli("grade", f"notebooks/{name}")
+    assert proc.returncode == 0, proc.stderr
+    assert "PASS  03-online-softmax-tests  3/3" in proc.stdout and "score: 3/3" in proc.stdout
+    assert "FAIL" not in proc.stdout

@@ -2,7 +2,7 @@
 
     python -m minivideo.assignments check notebooks/
     python -m minivideo.assignments release notebooks/ release/
-    python -m minivideo.assignments grade release/01_attention.ipynb --source notebooks/ [--json]
+    python -m minivideo.assignments grade release/01_attention.ipynb [--source notebooks/] [--json]
 
 The conventions (nbgrader's markers and metadata) are described in `notebook.py` and in
 docs/teaching.md.

@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     gr = commands.add_parser("grade", help="run a student's notebook with the hidden tests")
     gr.add_argument("student", type=Path, help="the student's .ipynb")
-    gr.add_argument("--source", type=Path, required=True,
-                    help="the teacher's notebook, or the folder holding it (e.g. notebooks/)")
+    gr.add_argument("--source", type=Path, default=None,
+                    help="the teacher's notebook, or the folder holding it (default: the course "
+                         "notebook of the same name in the repository's notebooks/)")
     gr.add_argument("--json", action="store_true", help="print the report as JSON")
     gr.add_argument("--timeout", type=float, default=600, help="seconds allowed per cell")
     gr.add_argument("--mode", choices=("fast", "full"), default="fast",

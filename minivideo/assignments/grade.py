@@ -6,7 +6,8 @@ and undoes any edit to the visible ones. The notebook then runs top to bottom in
 (fast mode by default) and an exercise scores its points when its test cell raises nothing.
 
 Hidden tests cannot be kept secret inside a notebook handed to students (its metadata is
-readable), so they are read from the teacher's copy: `grade(student, source=...)`.
+readable), so they are read from the teacher's copy: `grade(student, source=...)`, by default
+the course notebook of the same name in the repository's notebooks/ folder.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
+import minivideo
 from minivideo.assignments.notebook import graded_cells, grading_info, problems, read_notebook
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -78,13 +80,26 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def find_source(student: NotebookNode, student_path: Path, source: Path) -> Path:
-    """The teacher's notebook: `source` itself, or the matching notebook in the folder `source`."""
+def course_notebooks() -> Path:
+    """The repository's notebooks/ folder, next to the installed package: the default source."""
+    return Path(minivideo.__file__).resolve().parents[1] / "notebooks"
+
+
+def find_source(student: NotebookNode, student_path: Path, source: Path | None) -> Path:
+    """The teacher's notebook: `source`, its namesake in the folder `source`, or the course's."""
+    name = student.metadata.get("minivideo", {}).get("assignment", student_path.name)
+    if source is None:
+        candidate = course_notebooks() / name
+        if not candidate.is_file():
+            raise FileNotFoundError(
+                f"no course notebook {name} in {candidate.parent} to take the hidden tests from: "
+                "pass the teacher's notebook, or the folder holding it, with --source "
+                "(source= in Python)")
+        return candidate
     if source.is_file():
         return source
     if not source.is_dir():
         raise FileNotFoundError(f"no notebook or folder at {source}")
-    name = student.metadata.get("minivideo", {}).get("assignment", student_path.name)
     candidate = source / name
     if not candidate.is_file():
         raise FileNotFoundError(f"no {name} in {source}: pass the teacher's notebook as source")
@@ -124,7 +139,7 @@ def _assemble(student: NotebookNode, source: NotebookNode) -> tuple[NotebookNode
 
 def grade(
     student_path: str | Path,
-    source: str | Path,
+    source: str | Path | None = None,
     *,
     timeout: float = 600,
     mode: str = "fast",
@@ -133,7 +148,8 @@ def grade(
 ) -> GradeReport:
     """Run a student's notebook with the teacher's tests and score every exercise.
 
-    source: the teacher's notebook, or a folder holding it under the released name.
+    source: the teacher's notebook, or a folder holding it under the released name; by default
+    the course notebook of that name in the repository's notebooks/ folder (course_notebooks()).
     timeout: seconds allowed per cell. mode: MINIVIDEO_MODE for the run ("fast" or "full").
     cwd: where the kernel runs (default: the teacher's notebook's folder, as in the course).
     executed_path: if given, the executed notebook is saved there (to show a student).
@@ -144,7 +160,7 @@ def grade(
         raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
     student_path = Path(student_path)
     student = read_notebook(student_path)
-    source_path = find_source(student, student_path, Path(source))
+    source_path = find_source(student, student_path, None if source is None else Path(source))
     teacher = read_notebook(source_path)
     found = problems(teacher)
     if found:
