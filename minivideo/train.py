@@ -261,6 +261,8 @@ def fit(
             evals=evals,
         )
 
+    shown: dict[str, str] = {}  # the latest evaluation's headline figure, kept in the bar
+
     def evaluate(step: int) -> None:
         if eval_fn is None or rank != 0:
             return
@@ -268,6 +270,15 @@ def fit(
         with torch.no_grad():
             evals.append({"step": step, **eval_fn(model)})
         model.train()
+        figures = {k: v for k, v in evals[-1].items()
+                   if k != "step" and isinstance(v, (int, float))}
+        if figures and not bar.disable:
+            headline = next(iter(figures))
+            shown.clear()
+            shown[headline] = f"{figures[headline]:.4g}"
+            bar.set_postfix({**postfix, **shown})
+            bar.write(f"eval at step {step}: "
+                      + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
 
     sampler = StepBatchSampler(len(dataset), config, start, rank, world)
     loader = DataLoader(
@@ -289,6 +300,7 @@ def fit(
     began = time.perf_counter()
     model.train()
     step = start
+    postfix: dict[str, str] = {}
     try:
         for step, batch in enumerate(loader, start=start):
             lr = learning_rate(step, config)
@@ -311,7 +323,8 @@ def fit(
             if on_step is not None:
                 on_step(step, record)
             bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
+            postfix = {"loss": f"{record['loss']:.4f}", "lr": f"{lr:.2e}"}
+            bar.set_postfix({**postfix, **shown})
             done = step + 1
             if config.eval_every and done % config.eval_every == 0 and done < config.steps:
                 evaluate(done)
@@ -331,6 +344,31 @@ def fit(
     )  # fmt: skip
 
 
+# --------------------------------------------------------------------------- periodic evaluation
+def batch_loss_eval(
+    loss_fn: LossFn, batch: Any, prefix: str = "val_"
+) -> Callable[[nn.Module], dict[str, float]]:
+    """An `eval_fn` for `fit`: `loss_fn` on one fixed batch, leaving every RNG as it was.
+
+    Cheap enough to run every few hundred steps, and the same batch every time, so the figures
+    form a smooth curve. Saving and restoring the RNG states keeps the training run's numerics
+    identical with or without periodic evaluation, even for a loss that draws random numbers.
+    """
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        device = next(iter(model.parameters()), torch.empty(0)).device
+        state = _rng_state()
+        try:
+            loss, logs = loss_fn(model, to_device(batch, device))
+        finally:
+            _set_rng_state(state)
+        figures = {"loss": float(loss.detach()), **logs}
+        return {f"{prefix}{k}": float(v) for k, v in figures.items()
+                if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1)}
+
+    return evaluate
+
+
 # --------------------------------------------------------------------------- recipes
 @dataclass
 class Target:
@@ -348,6 +386,8 @@ class Target:
     evaluate: Callable[[nn.Module], dict[str, float]] | None = None  # held-out figures
     collate_fn: Callable | None = None
     notes: str = ""  # for the manifest: what the figures are measured on
+    # (preset, size) → a small fixed batch of held-out items for the periodic loss (`--eval-every`)
+    eval_batch: Callable[[str, int], Any] | None = None
 
     def train_config(self, preset: str, **overrides: Any) -> TrainConfig:
         """The preset's schedule as a TrainConfig, with overrides (None values are ignored)."""
@@ -357,3 +397,29 @@ class Target:
                   **{k: v for k, v in overrides.items() if v is not None}}
         fields["warmup_steps"] = min(fields.get("warmup_steps", 0), fields["steps"])
         return TrainConfig(**fields)
+
+    def periodic_eval(
+        self, preset: str, batch_size: int, dataset: Dataset | None = None
+    ) -> Callable[[nn.Module], dict[str, float]]:
+        """A cheap `eval_fn` for `--eval-every`: the loss on one fixed batch of `batch_size` items.
+
+        The batch is the target's held-out `eval_batch` (figures `val_*`) where it defines one;
+        otherwise the first items of the training `dataset` (figures `batch_*`: a fixed batch in
+        eval mode, which tracks fitting but not generalisation). The full held-out evaluation of
+        the manifest (`evaluate`) can take minutes, so it runs only once, at the end.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        state = _rng_state()  # building the batch must not shift the run's random numbers
+        try:
+            if self.eval_batch is not None:
+                batch, prefix = self.eval_batch(preset, batch_size), "val_"
+            elif dataset is not None:
+                count = min(batch_size, len(dataset))
+                collate = self.collate_fn or default_collate
+                batch, prefix = collate([dataset[i] for i in range(count)]), "batch_"
+            else:
+                raise ValueError("dataset is needed: this target defines no held-out eval_batch")
+        finally:
+            _set_rng_state(state)
+        return batch_loss_eval(self.loss_fn, batch, prefix)

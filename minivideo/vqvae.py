@@ -230,10 +230,20 @@ def _as_video(video: torch.Tensor, size: int, name: str = "video") -> torch.Tens
             f"{name} must have shape (b, t, {size}, {size}) (uint8 or float in [0, 1]); "
             f"got {tuple(video.shape)}"
         )
+    if video.shape[0] == 0 or video.shape[1] == 0:
+        raise ValueError(f"{name} must hold at least one clip of at least one frame; got shape "
+                         f"{tuple(video.shape)}")
     if video.dtype == torch.uint8:
         return video.float() / 255.0
     if not video.is_floating_point():
         raise TypeError(f"{name} must be uint8 or floating point in [0, 1], got {video.dtype}")
+    # One pass for both bounds; NaN propagates into them, so `not (0 <= lo and hi <= 1)` catches
+    # NaN and ±inf as well as pixels outside [0, 1] (e.g. 0..255 floats or [-1, 1] inputs).
+    lo, hi = (float(v) for v in torch.aminmax(video.detach()))
+    if not (0.0 <= lo and hi <= 1.0):
+        found = (f"values in [{lo:.4g}, {hi:.4g}]" if math.isfinite(lo) and math.isfinite(hi)
+                 else "non-finite values (NaN or inf)")
+        raise ValueError(f"{name} must be uint8 or float in [0, 1]; got {video.dtype} with {found}")
     return video.float()
 
 
@@ -554,9 +564,12 @@ class ClipTokenizer(nn.Module):
         return self.config.num_codes
 
     def _check_frames(self, num_frames: int, name: str = "video") -> None:
-        if num_frames % self.config.time_down:
+        # The stride-2 stages in time need a positive multiple of time_down frames (0 would
+        # reach the 3D convolutions as an empty time axis).
+        if num_frames < self.config.time_down or num_frames % self.config.time_down:
             raise ValueError(f"{name} must have a number of frames divisible by time_down="
-                             f"{self.config.time_down}; got {num_frames}")
+                             f"{self.config.time_down} and at least {self.config.time_down}; "
+                             f"got {num_frames}")
 
     def latent_shape(self, num_frames: int) -> tuple[int, int, int]:
         """(t, h, w) of the code grid of a clip with `num_frames` frames."""
@@ -628,6 +641,21 @@ def _training_clips(num_frames: int):
     return build
 
 
+def _held_out_clips(num_frames: int):
+    """A fixed batch of `size` test-digit clips (seed 1234): the held-out periodic loss."""
+    from torch.utils.data import default_collate
+
+    from minivideo.data import MovingMNIST, MovingMNISTConfig
+
+    def build(preset: str, size: int) -> dict:
+        data = MovingMNIST("test", num_clips=size, seed=1234,
+                           config=MovingMNISTConfig(num_frames=num_frames),
+                           transform=lambda item: {"video": item["video"]})
+        return default_collate([data[i] for i in range(size)])
+
+    return build
+
+
 def _make_targets():
     from minivideo.train import Target
 
@@ -636,6 +664,7 @@ def _make_targets():
         build_model=lambda preset: FrameTokenizer(FrameTokenizerConfig.preset(preset)),
         build_dataset=_training_clips(4),  # 4-frame clips: fresh digit pairs in every clip
         loss_fn=tokenizer_loss,
+        eval_batch=_held_out_clips(4),
         schedules={
             "tiny": dict(steps=60, batch_size=4, lr=2e-3, warmup_steps=10),
             "small": dict(steps=3000, batch_size=8, lr=1e-3, warmup_steps=50),
@@ -648,6 +677,7 @@ def _make_targets():
         build_model=lambda preset: ClipTokenizer(ClipTokenizerConfig.preset(preset)),
         build_dataset=_training_clips(16),
         loss_fn=tokenizer_loss,
+        eval_batch=_held_out_clips(16),
         schedules={
             "tiny": dict(steps=30, batch_size=2, lr=2e-3, warmup_steps=5),
             "small": dict(steps=1500, batch_size=4, lr=1e-3, warmup_steps=50),

@@ -276,7 +276,9 @@ def test_the_train_command_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert [h["loss"] for h in resumed["history"]] == pytest.approx(
         [h["loss"] for h in straight["history"]], abs=1e-6)
     manifest = json.loads(part.with_suffix(".json").read_text())
-    assert manifest["command"] == f"python -m minivideo train vqvae-frame --config tiny --steps 6 --out {part}"
+    assert manifest["command"] == (
+        "python -m minivideo train vqvae-frame --config tiny --steps 6 --save-every 3 --no-eval "
+        f"--no-progress --out {part}")  # every option of the run, but not --resume
     assert manifest["model_class"] == "minivideo.vqvae:FrameTokenizer"
 
 
@@ -293,6 +295,20 @@ CLIP = ClipTokenizer(ClipTokenizerConfig.preset("tiny")).eval()
         (lambda: FRAME.encode(torch.zeros(1, 2, 64, 64, dtype=torch.int32)), TypeError, "uint8 or floating point"),
         (lambda: FRAME.encode(torch.zeros(1, 2, 64, 64).numpy()), TypeError, "video must be a torch.Tensor"),
         (lambda: CLIP.encode(torch.zeros(1, 6, 64, 64)), ValueError, "divisible by time_down=4"),
+        (lambda: CLIP.encode(torch.zeros(1, 0, 64, 64)), ValueError, r"video must hold at least one clip of at least one frame; got shape \(1, 0, 64, 64\)"),
+        (lambda: CLIP(torch.zeros(1, 0, 64, 64, dtype=torch.uint8)), ValueError, "video must hold at least one clip of at least one frame"),
+        (lambda: CLIP.encode(torch.zeros(0, 4, 64, 64)), ValueError, "video must hold at least one clip"),
+        (lambda: CLIP.encode(torch.zeros(1, 2, 64, 64)), ValueError, r"video must have a number of frames divisible by time_down=4 and at least 4; got 2"),
+        (lambda: CLIP.latent_shape(0), ValueError, "num_frames must have a number of frames .* got 0"),
+        (lambda: FRAME.encode(torch.zeros(1, 0, 64, 64)), ValueError, "video must hold at least one clip of at least one frame"),
+        (lambda: FRAME.encode(torch.zeros(0, 2, 64, 64, dtype=torch.uint8)), ValueError, "video must hold at least one clip"),
+        (lambda: FRAME.encode(torch.full((1, 2, 64, 64), 255.0)), ValueError, r"video must be uint8 or float in \[0, 1\]; got torch.float32 with values in \[255, 255\]"),
+        (lambda: FRAME.encode(torch.rand(1, 2, 64, 64) * 2 - 1), ValueError, r"video must be uint8 or float in \[0, 1\]; got torch.float32 with values in \[-"),
+        (lambda: FRAME.encode(torch.tensor(float("nan")).expand(1, 2, 64, 64)), ValueError, r"video must be uint8 or float in \[0, 1\].*non-finite values \(NaN or inf\)"),
+        (lambda: FRAME(torch.full((1, 2, 64, 64), 1.5, dtype=torch.float64)), ValueError, r"video must be uint8 or float in \[0, 1\]; got torch.float64 with values in \[1.5, 1.5\]"),
+        (lambda: CLIP.encode(torch.full((1, 4, 64, 64), float("inf"))), ValueError, r"video must be uint8 or float in \[0, 1\].*non-finite"),
+        (lambda: CLIP.encode(torch.full((1, 4, 64, 64), -0.01)), ValueError, r"video must be uint8 or float in \[0, 1\]; got torch.float32 with values in \[-0.01, -0.01\]"),
+        (lambda: CLIP(torch.full((1, 4, 64, 64), float("nan"))), ValueError, "video must be uint8 or float in .*non-finite"),
         (lambda: FRAME.decode(torch.zeros(1, 2, 8, 8)), TypeError, "integer tensor of code ids"),
         (lambda: FRAME.decode(torch.zeros(2, 8, 8, dtype=torch.long)), ValueError, r"codes must have shape \(b, t, 8, 8\)"),
         (lambda: FRAME.decode(torch.zeros(1, 2, 4, 4, dtype=torch.long)), ValueError, r"codes must have shape \(b, t, 8, 8\)"),
@@ -313,3 +329,23 @@ CLIP = ClipTokenizer(ClipTokenizerConfig.preset("tiny")).eval()
 def test_bad_input_gives_clear_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("model", [FRAME, CLIP], ids=["frame", "clip"])
+def test_the_bounds_of_the_pixel_range_are_valid_input(model):
+    # exactly 0 and exactly 1, in any float dtype, are in range: the check must not reject them
+    video = torch.zeros(1, 4, 64, 64)
+    video[:, :, 20:40, 20:40] = 1.0
+    codes = model.encode(video)
+    for dtype in (torch.float64, torch.float16):
+        assert torch.equal(model.encode(video.to(dtype)), codes), dtype
+    assert torch.equal(model.encode((video * 255).to(torch.uint8)), codes)
+
+
+def test_the_periodic_eval_batch_is_made_of_held_out_test_clips():
+    batch = FRAME_TOKENIZER_TARGET.eval_batch("tiny", 3)
+    assert batch["video"].shape == (3, 4, 64, 64) and batch["video"].dtype == torch.uint8
+    assert CLIP_TOKENIZER_TARGET.eval_batch("tiny", 2)["video"].shape == (2, 16, 64, 64)
+    from minivideo.data import MovingMNIST
+    test = MovingMNIST("test", num_clips=3, seed=1234)
+    assert torch.equal(batch["video"][2], test[2]["video"][:4])  # the test split, seed 1234

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import os
+import shlex
 import time
 from pathlib import Path
 
@@ -103,21 +105,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0,
                         help="DataLoader worker processes that make batches (default 0)")
     parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps")
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="every N steps, the loss on a fixed held-out batch (the target's "
+                             "eval_batch; else a fixed training batch), shown in the progress "
+                             "bar and stored in the checkpoint's evals (default 0: never)")
     parser.add_argument("--no-eval", action="store_true",
                         help="skip the held-out evaluation written to the manifest")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+# Options that do not change what the run writes, left out of the manifest's command: a resumed
+# run continues the very same loss curve, so the command that made the file is the one without
+# --resume (running it again from scratch reproduces the checkpoint).
+NOT_RECORDED = ("resume",)
+
+
 def command_line(args: argparse.Namespace) -> str:
-    """The command that reproduces this run, for the manifest."""
-    parts = ["python -m minivideo train", args.target, "--config", args.config]
-    if args.cond is not None:
-        parts += ["--cond", args.cond]
-    for flag in ("steps", "batch_size", "lr", "seed"):
-        value = getattr(args, flag)
-        if value is not None and not (flag == "seed" and value == 0):
-            parts += [f"--{flag.replace('_', '-')}", str(value)]
-    return " ".join([*parts, "--out", str(args.out)])
+    """The command that reproduces this run, for the manifest: every option that was set."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:  # under torchrun: record the launcher and its process count too
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        nodes = f" --nnodes={world // per_node}" if world != per_node else ""
+        parts = [f"torchrun{nodes} --nproc_per_node={per_node} -m minivideo train", args.target,
+                 "--config", args.config]
+    else:
+        parts = ["python -m minivideo train", args.target, "--config", args.config]
+    for action in parser._actions:
+        name = action.dest
+        if not action.option_strings or name in ("help", "config", "out", *NOT_RECORDED):
+            continue
+        value = getattr(args, name, action.default)
+        if value is None or value == action.default:
+            continue
+        flag = action.option_strings[0]
+        parts += [flag] if action.nargs == 0 else [flag, str(value)]  # nargs 0: store_true
+    return " ".join([*(shlex.quote(p) if i > 0 else p for i, p in enumerate(parts)), "--out",
+                     shlex.quote(str(args.out))])
 
 
 def _device_name(device: torch.device) -> str:
@@ -131,18 +156,22 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".pt":
         raise ValueError(f"--out must be a file name ending in .pt, got {args.out!r}")
-    for flag in ("steps", "batch_size"):
+    for flag in ("steps", "batch_size", "threads"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be a positive int, got {value}")
+    for flag in ("workers", "save_every", "eval_every"):
+        value = getattr(args, flag)
+        if value < 0:
+            raise ValueError(f"--{flag.replace('_', '-')} must be an int >= 0, got {value}")
     target = resolve_target(args.target, args.cond)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out.parent.mkdir(parents=True, exist_ok=True)
     config = target.train_config(
         args.config, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, save_every=args.save_every, num_workers=args.workers,
-        progress=not args.no_progress,
+        device=args.device, save_every=args.save_every, eval_every=args.eval_every,
+        num_workers=args.workers, progress=not args.no_progress,
     )  # fmt: skip
     torch.manual_seed(args.seed)  # the model's initial weights
     model = target.build_model(args.config)
@@ -150,15 +179,21 @@ def run(args: argparse.Namespace) -> int:
     model_config = model.config_dict() if hasattr(model, "config_dict") else None
     if model_config is None and dataclasses.is_dataclass(getattr(model, "config", None)):
         model_config = dataclasses.asdict(model.config)
+    # Only with --eval-every: otherwise the run does exactly what it did before the option existed.
+    eval_fn = (target.periodic_eval(args.config, config.batch_size, dataset)
+               if args.eval_every else None)
     began = time.perf_counter()
     result = fit(model, target.loss_fn, dataset, config, checkpoint=out, resume=args.resume,
-                 model_config=model_config, collate_fn=target.collate_fn)
+                 eval_fn=eval_fn, model_config=model_config, collate_fn=target.collate_fn)
     seconds = time.perf_counter() - began
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return 0
     last = result.history[-1] if result.history else {}
     print(f"wrote {out} at step {result.step} after {seconds:.0f} s: "
           + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("step", "lr")))
+    if result.evals:
+        print(f"periodic eval at step {result.evals[-1]['step']}: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in result.evals[-1].items() if k != "step"))
     metrics: dict = {}
     evaluate = resolve_evaluation(args.target, target)
     if evaluate is not None and not args.no_eval:
