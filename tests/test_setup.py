@@ -5,12 +5,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from packaging.requirements import Requirement  # packaging comes with pytest
 
-tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+try:
+    import tomllib  # Python >= 3.11
+except ModuleNotFoundError:  # Python 3.10: the same parser from PyPI (the dev extra installs it)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
+# A marker may also test the platform: a requirement is needed where it holds on any of these.
+PLATFORMS = [
+    {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"},
+    {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix"},
+    {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt"},
+]
 
 
 def _name_and_spec(requirement: str) -> tuple[str, str]:
@@ -21,12 +30,32 @@ def _name_and_spec(requirement: str) -> tuple[str, str]:
     return CONDA_NAMES.get(name, name), match.group(2).replace(" ", "")
 
 
-def _pyproject_requirements() -> dict[str, str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+def _needed_on(requirement: str, python: str) -> bool:
+    """Whether pip installs `requirement` on Python `python` (e.g. "3.11") on some platform."""
+    marker = Requirement(requirement).marker
+    if marker is None:
+        return True
+    version = {"python_version": python, "python_full_version": f"{python}.0"}
+    return any(marker.evaluate({**platform, **version}) for platform in PLATFORMS)
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _environment_python() -> str:
+    match = re.search(r"^\s+- python=(\d+\.\d+)\s*$", (ROOT / "environment.yml").read_text(), re.M)
+    assert match, "environment.yml must pin python=X.Y"
+    return match.group(1)
+
+
+def _pyproject_requirements(python: str) -> dict[str, str]:
+    """Every requirement of pyproject.toml (extras included) that pip installs on `python`."""
+    project = _pyproject()
     reqs = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         reqs += extra
-    return dict(_name_and_spec(r) for r in reqs)
+    return dict(_name_and_spec(r) for r in reqs if _needed_on(r, python))
 
 
 def _environment_requirements() -> dict[str, str]:
@@ -44,8 +73,27 @@ def _environment_requirements() -> dict[str, str]:
     return reqs
 
 
+def test_markers_decide_which_requirements_a_python_needs():
+    assert not _needed_on("tomli>=2; python_version < '3.11'", "3.11")
+    assert _needed_on("tomli>=2; python_version < '3.11'", "3.10")
+    assert _needed_on("triton>=3.0; sys_platform == 'linux'", "3.11")  # Linux only, still needed
+    assert not _needed_on("x>=1; python_version >= '3.12' and sys_platform == 'win32'", "3.11")
+    assert _needed_on("numpy>=1.24", "3.11")
+
+
+def test_python_310_gets_a_toml_parser_from_the_dev_extra():
+    """requires-python allows 3.10, which has no tomllib: these tests then need tomli."""
+    project = _pyproject()
+    assert project["requires-python"] == ">=3.10"
+    dev = project["optional-dependencies"]["dev"]
+    assert [r for r in dev if _name_and_spec(r)[0] == "tomli" and _needed_on(r, "3.10")], dev
+    assert not [r for r in dev if _name_and_spec(r)[0] == "tomli" and _needed_on(r, "3.11")], dev
+
+
 def test_environment_yml_lists_the_same_packages_as_pyproject():
-    pyproject, conda = _pyproject_requirements(), _environment_requirements()
+    """Same names and ranges, leaving out what pip would skip on environment.yml's Python."""
+    pyproject = _pyproject_requirements(_environment_python())
+    conda = _environment_requirements()
     assert set(conda) == set(pyproject), (
         f"only in pyproject.toml: {sorted(set(pyproject) - set(conda))}; "
         f"only in environment.yml: {sorted(set(conda) - set(pyproject))}"
