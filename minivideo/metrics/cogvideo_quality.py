@@ -10,6 +10,8 @@ each one first moves in generated clips, and we compare with the prompt.
     evaluate_keyframes(model)        stage 1, 5 key frames at stride 4 under the clip's caption
     evaluate_interpolation(model)    stage 2, middle frames at strides 2 and 1; then, when the
                                      shipped key-frame model and judge exist, the whole pipeline
+
+    python -m minivideo.metrics.cogvideo_quality --prompts 32    # the shipped pipeline's figures
 """
 
 from __future__ import annotations
@@ -183,3 +185,29 @@ def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, f
 
 __all__ = ["bits_per_code", "evaluate_cogview", "evaluate_interpolation",
            "evaluate_keyframes", "evaluate_text_to_video", "test_clips"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: caption accuracy of the shipped text-to-video pipeline, read by the judge."""
+    import argparse
+
+    from minivideo.pretrained import pretrained
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--prompts", type=int, default=32, help="prompts of test clips")
+    parser.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    args = parser.parse_args(argv)
+    if args.prompts < 1:
+        parser.error(f"--prompts must be a positive int, got {args.prompts}")
+    keyframes, interp = pretrained("cogvideo-keyframes"), pretrained("cogvideo-interp")
+    figures = evaluate_text_to_video(keyframes, interp, pretrained("judge"),
+                                     num_prompts=args.prompts, guidance=args.guidance,
+                                     seed=args.seed)
+    for name, value in figures.items():
+        print(f"{name:28s} {value:.4g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
