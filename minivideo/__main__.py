@@ -1,4 +1,4 @@
-"""Command line: `python -m minivideo COMMAND ...` (data, train, sample, eval, demo)."""
+"""Command line: `python -m minivideo COMMAND ...` (data, train, sample, eval, edit, demo)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ COMMANDS = {
     "train": "Train a model (tokenizers, priors, judge) with the shared training loop.",
     "sample": "Sample videos from a trained model.",
     "eval": "Evaluate generated videos against real ones.",
+    "edit": "Edit clips: re-sample a region or a digit's path with a VideoGPT prior.",
     "demo": "Generate a text-to-video clip from a shipped checkpoint.",
 }
 

@@ -1,0 +1,150 @@
+"""`python -m minivideo edit CLIPS.npz --region ... | --trajectory SLOT --out OUT`: edit clips.
+
+    python -m minivideo data --split test --num 2 --frames 16 --out clips.npz
+    python -m minivideo edit clips.npz --region 8,15 --box 0,32,64,64 --out edited.gif
+    python -m minivideo edit clips.npz --trajectory 0 --prior class --new-digits 5,7 --out re.npz
+
+Video editing with the shipped VideoGPT prior (`minivideo.editing`): the clip tokenizer turns
+each clip into its 4×16×16 codes, the codes covering the region — frames FIRST..LAST inside a
+pixel box, or one digit's path through the clip (from the file's `positions`) — are re-sampled
+by the prior while every other code is kept, and the codes are decoded. ``--rounds R`` adds
+Metropolis–Hastings rounds so that the kept codes *after* the region also shape it. With
+``--prior class`` the digits named in the prefix come from the file's `digits`, or from
+``--new-digits`` (ask for another digit along an edited trajectory). An ``.npz`` holds
+`videos` (the edited clips, uint8 N×16×64×64), `original` and the edited-code mask; a
+``.gif`` / ``.mp4`` shows the originals in a row above their edits.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from minivideo.cli.sample import OUTPUTS, write_videos
+from minivideo.viz import save_video, tile
+
+PRIORS = ("class", "none", "frames")
+NUM_FRAMES = 16  # the clip tokenizer and the shipped priors model 16-frame clips
+
+
+def _ints(text: str, count: int, name: str) -> tuple[int, ...]:
+    """Parse "a,b,..." into exactly `count` ints, or fail naming the option."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise ValueError(f"{name} must be {count} comma-separated ints, got {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the edit command."""
+    parser.add_argument("clips", metavar="CLIPS.npz",
+                        help="'videos' (N, 16, 64, 64) uint8, as `python -m minivideo data "
+                             "--frames 16` writes (with 'digits' and 'positions')")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--region", metavar="FIRST,LAST",
+                      help="re-sample frames FIRST..LAST (inclusive) inside --box")
+    what.add_argument("--trajectory", type=int, metavar="SLOT",
+                      help="re-sample the codes along digit SLOT's path (needs 'positions')")
+    parser.add_argument("--box", default="0,0,64,64", metavar="TOP,LEFT,BOTTOM,RIGHT",
+                        help="pixel box of --region, bottom/right exclusive (default: all)")
+    parser.add_argument("--margin", type=int, default=2,
+                        help="--trajectory: pixels added around the digit's box (default 2)")
+    parser.add_argument("--prior", choices=PRIORS, default="class",
+                        help="which shipped VideoGPT prior re-samples (default class)")
+    parser.add_argument("--new-digits", default=None, metavar="A,B",
+                        help="--prior class: the digits to ask for (default: the file's)")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="Metropolis-Hastings rounds after the left-to-right pass")
+    parser.add_argument("--out", required=True, help="OUT.npz, OUT.gif or OUT.mp4")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--fps", type=float, default=8, help="frames per second of a .gif/.mp4")
+
+
+def _load_clips(path: str, need: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays of CLIPS.npz, checked: videos (N, 16, 64, 64) uint8 and the keys in need."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"CLIPS.npz {path!r} not found (make one with `python -m "
+                                f"minivideo data --split test --num 4 --frames 16 --out FILE`)")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    videos = arrays.get("videos")
+    if videos is None or videos.dtype != np.uint8 or videos.shape[1:] != (NUM_FRAMES, 64, 64):
+        got = "no 'videos'" if videos is None else f"{videos.dtype} {videos.shape}"
+        raise ValueError(f"{path}: 'videos' must be uint8 (N, {NUM_FRAMES}, 64, 64), got {got}")
+    for key in need:
+        if key not in arrays:
+            raise ValueError(f"{path} has no {key!r} array, which this edit needs")
+    return arrays
+
+
+def run(args: argparse.Namespace) -> int:
+    """Re-sample the chosen codes of every clip with the prior, keep the rest, write --out."""
+    from minivideo.editing import infill, region_mask, sequence_mask, trajectory_mask
+    from minivideo.pretrained import pretrained
+
+    out = Path(args.out)
+    if out.suffix not in OUTPUTS:
+        raise ValueError(f"--out must end in one of {', '.join(OUTPUTS)}, got {args.out!r}")
+    if args.rounds < 0:
+        raise ValueError(f"--rounds must be >= 0, got {args.rounds}")
+    if args.new_digits is not None and args.prior != "class":
+        raise ValueError("--new-digits needs --prior class (the other priors take no digits)")
+    need = (("positions",) if args.trajectory is not None else ()) + \
+        (("digits",) if args.prior == "class" and args.new_digits is None else ())
+    arrays = _load_clips(args.clips, need)
+    videos = torch.from_numpy(arrays["videos"])
+    n = len(videos)
+
+    tokenizer, prior = pretrained("vqvae-clip"), pretrained(f"videogpt-{args.prior}")
+    grid = tuple(tokenizer.latent_shape(NUM_FRAMES))
+    if args.region is not None:
+        first, last = _ints(args.region, 2, "--region")
+        masks = [region_mask(grid, num_frames=NUM_FRAMES, frames=(first, last),
+                             box=_ints(args.box, 4, "--box"))] * n
+    else:
+        slots = arrays["positions"].shape[2]
+        if not 0 <= args.trajectory < slots:
+            raise ValueError(f"--trajectory must be a digit slot in [0, {slots}), "
+                             f"got {args.trajectory}")
+        masks = [trajectory_mask(grid, arrays["positions"][i, :, args.trajectory],
+                                 margin=args.margin) for i in range(n)]
+    digits = None
+    if args.prior == "class":
+        if args.new_digits is not None:
+            pair = _ints(args.new_digits, prior.config.prefix_len, "--new-digits")
+            if not all(0 <= d <= 9 for d in pair):
+                raise ValueError(f"--new-digits must be digits 0-9, got {args.new_digits!r}")
+            digits = torch.tensor([pair] * n)
+        else:
+            digits = torch.from_numpy(arrays["digits"].astype(np.int64))
+    context = prior.encode_context(videos[:, : prior.config.context_frames]
+                                   if args.prior == "frames" else None)
+
+    codes = tokenizer.encode(videos)  # (n, t, h, w)
+    tokens = torch.cat([prior.prefix(n, digits), rearrange(codes, "b t h w -> b (t h w)")], 1)
+    edit = torch.stack([sequence_mask(m, prior.config.prefix_len) for m in masks])
+    codes_only = torch.zeros(prior.config.vocab_size, dtype=torch.bool)
+    codes_only[: prior.config.num_codes] = True  # never a class token or BOS inside a clip
+    result = infill(prior.gpt, tokens, edit, allowed_ids=codes_only, context=context,
+                    rounds=args.rounds, seed=args.seed, progress=True)
+    edited_codes = rearrange(result.tokens[:, prior.config.prefix_len :], "b (t h w) -> b t h w",
+                             t=grid[0], h=grid[1])
+    edited = (tokenizer.decode(edited_codes) * 255).round().to(torch.uint8).numpy()
+    if out.suffix == ".npz":
+        write_videos(out, edited, original=arrays["videos"],
+                     edit_mask=torch.stack(masks).numpy())
+    else:  # the originals in the top row, their edits below
+        rows = rearrange(np.stack([arrays["videos"], edited]), "r n t h w -> (r n) t h w")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_video(tile(rows, ncols=n), out, fps=args.fps)
+    changed = float((edited_codes != codes)[torch.stack(masks)].float().mean())
+    print(f"wrote {out}: {n} clips edited, {int(torch.stack(masks)[0].sum())} of "
+          f"{int(np.prod(grid))} codes re-sampled per clip ({changed:.0%} of them changed)")
+    return 0
