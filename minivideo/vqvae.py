@@ -629,14 +629,20 @@ def config_dict(model: nn.Module) -> dict:
 
 
 # --------------------------------------------------------------------------- training targets
-def _training_clips(num_frames: int):
-    """Endless fresh training clips (training digits only), pixels only, `num_frames` long."""
+def _pixel_clips(split: str, num_clips: int | None, seed: int, num_frames: int):
+    """Moving MNIST clips of `split` digits, `num_frames` long, items holding the pixels only."""
     from minivideo.data import MovingMNIST, MovingMNISTConfig
 
-    def build(preset: str, seed: int) -> MovingMNIST:
-        return MovingMNIST("train", num_clips=None, seed=seed,
-                           config=MovingMNISTConfig(num_frames=num_frames),
-                           transform=lambda item: {"video": item["video"]})
+    return MovingMNIST(split, num_clips=num_clips, seed=seed,
+                       config=MovingMNISTConfig(num_frames=num_frames),
+                       transform=lambda item: {"video": item["video"]})
+
+
+def _training_clips(num_frames: int):
+    """Endless fresh training clips (training digits only), pixels only, `num_frames` long."""
+
+    def build(preset: str, seed: int):
+        return _pixel_clips("train", None, seed, num_frames)
 
     return build
 
@@ -645,12 +651,8 @@ def _held_out_clips(num_frames: int):
     """A fixed batch of `size` test-digit clips (seed 1234): the held-out periodic loss."""
     from torch.utils.data import default_collate
 
-    from minivideo.data import MovingMNIST, MovingMNISTConfig
-
     def build(preset: str, size: int) -> dict:
-        data = MovingMNIST("test", num_clips=size, seed=1234,
-                           config=MovingMNISTConfig(num_frames=num_frames),
-                           transform=lambda item: {"video": item["video"]})
+        data = _pixel_clips("test", size, 1234, num_frames)
         return default_collate([data[i] for i in range(size)])
 
     return build

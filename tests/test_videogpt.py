@@ -292,3 +292,19 @@ def test_uniform_start_matches_vocabulary():
     with torch.no_grad():
         _, loss = model(fixed_batch()["codes"])
     assert abs(float(loss) - math.log(model.config.vocab_size)) < 0.2
+
+
+def test_edit_codes_redraws_only_the_masked_codes():
+    torch.manual_seed(0)
+    model = tiny("class").eval()
+    t, h, w = model.config.grid
+    codes = torch.randint(model.config.num_codes, (2, t, h, w), generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(t, h, w, dtype=torch.bool)
+    mask[t - 1] = True  # the last code step
+    digits = torch.tensor([[3, 7], [1, 2]])
+    edited = model.edit_codes(codes, mask, digits=digits, seed=0)
+    assert edited.shape == codes.shape
+    assert torch.equal(edited[:, ~mask], codes[:, ~mask])  # kept codes: untouched
+    assert not torch.equal(edited[:, mask], codes[:, mask])  # the masked ones were redrawn
+    assert int(edited.max()) < model.config.num_codes  # never a class token or BOS
+    assert torch.equal(model.codes_of(model.sequence(codes, digits)), codes)

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from minivideo.cli.sample import OUTPUTS, write_videos
-from minivideo.viz import save_video, tile
+from minivideo.cli.sample import checked_out_path, write_videos
+from minivideo.viz import save_video, tile, to_uint8
 
 PRIORS = ("class", "none", "frames")
 NUM_FRAMES = 16  # the clip tokenizer and the shipped priors model 16-frame clips
@@ -86,12 +86,11 @@ def _load_clips(path: str, need: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 def run(args: argparse.Namespace) -> int:
     """Re-sample the chosen codes of every clip with the prior, keep the rest, write --out."""
-    from minivideo.editing import infill, region_mask, sequence_mask, trajectory_mask
+    from minivideo.editing import region_mask, trajectory_mask
+    from minivideo.models.videogpt import check_tokenizer
     from minivideo.pretrained import pretrained
 
-    out = Path(args.out)
-    if out.suffix not in OUTPUTS:
-        raise ValueError(f"--out must end in one of {', '.join(OUTPUTS)}, got {args.out!r}")
+    out = checked_out_path(args.out)
     if args.rounds < 0:
         raise ValueError(f"--rounds must be >= 0, got {args.rounds}")
     if args.new_digits is not None and args.prior != "class":
@@ -124,19 +123,13 @@ def run(args: argparse.Namespace) -> int:
             digits = torch.tensor([pair] * n)
         else:
             digits = torch.from_numpy(arrays["digits"].astype(np.int64))
-    context = prior.encode_context(videos[:, : prior.config.context_frames]
-                                   if args.prior == "frames" else None)
+    frames = videos[:, : prior.config.context_frames] if args.prior == "frames" else None
 
+    check_tokenizer(prior, tokenizer)
     codes = tokenizer.encode(videos)  # (n, t, h, w)
-    tokens = torch.cat([prior.prefix(n, digits), rearrange(codes, "b t h w -> b (t h w)")], 1)
-    edit = torch.stack([sequence_mask(m, prior.config.prefix_len) for m in masks])
-    codes_only = torch.zeros(prior.config.vocab_size, dtype=torch.bool)
-    codes_only[: prior.config.num_codes] = True  # never a class token or BOS inside a clip
-    result = infill(prior.gpt, tokens, edit, allowed_ids=codes_only, context=context,
-                    rounds=args.rounds, seed=args.seed, progress=True)
-    edited_codes = rearrange(result.tokens[:, prior.config.prefix_len :], "b (t h w) -> b t h w",
-                             t=grid[0], h=grid[1])
-    edited = (tokenizer.decode(edited_codes) * 255).round().to(torch.uint8).numpy()
+    edited_codes = prior.edit_codes(codes, torch.stack(masks), digits=digits, frames=frames,
+                                    rounds=args.rounds, seed=args.seed, progress=True)
+    edited = to_uint8(tokenizer.decode(edited_codes), "decoded clips")
     if out.suffix == ".npz":
         write_videos(out, edited, original=arrays["videos"],
                      edit_mask=torch.stack(masks).numpy())

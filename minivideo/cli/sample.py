@@ -67,11 +67,17 @@ def write_videos(path: Path, videos: np.ndarray, fps: float = 8, **extras: np.nd
     return save_video(tile(videos), path, fps=fps)
 
 
+def checked_out_path(out: str) -> Path:
+    """--out as a Path, with a clear error unless it ends in .npz, .gif or .mp4."""
+    path = Path(out)
+    if path.suffix not in OUTPUTS:
+        raise ValueError(f"--out must end in one of {', '.join(OUTPUTS)}, got {out!r}")
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     """Check the options, sample with the chosen model, write --out."""
-    out = Path(args.out)
-    if out.suffix not in OUTPUTS:
-        raise ValueError(f"--out must end in one of {', '.join(OUTPUTS)}, got {args.out!r}")
+    out = checked_out_path(args.out)
     if args.num < 1:
         raise ValueError(f"--num must be a positive int, got {args.num}")
     if args.temperature < 0:

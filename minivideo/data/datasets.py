@@ -32,12 +32,12 @@ from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 from minivideo.data.captions import MIN_FRAMES, CaptionTokenizer, captions_for
 from minivideo.data.mnist import SPLITS, load_digits
 from minivideo.data.moving_mnist import (
-    COMPASS,
     DigitMotion,
     MovingMNISTBatch,
     MovingMNISTConfig,
     generate_clips,
     motion_arrays,
+    motion_from_arrays,
     official_test_path,
     open_official_test_set,
 )
@@ -87,15 +87,8 @@ def item_motion(item: dict) -> list[DigitMotion]:
     if table.ndim != 2:
         raise ValueError(f"item['motion_directions'] must be (k, s) for one item; got shape "
                          f"{table.shape} (a batch? pass one item)")
-    digits, bounces = np.asarray(item["digits"]), np.asarray(item["bounces"])
-    summary = []
-    for slot in range(len(table)):
-        path = tuple(COMPASS[int(d)] for d in table[slot, : int(lengths[slot])])
-        summary.append(DigitMotion(
-            digit=int(digits[slot]), initial_direction=path[0], directions=path,
-            bounce_frames=tuple(int(f) for f in np.flatnonzero(bounces[:, slot])),
-        ))
-    return summary
+    return motion_from_arrays(np.asarray(item["digits"]), np.asarray(item["bounces"]), table,
+                              lengths)
 
 
 class MovingMNIST(Dataset):

@@ -233,17 +233,20 @@ def _collapse(sequence: np.ndarray) -> tuple[int, ...]:
 def summarize_motion(batch: MovingMNISTBatch, i: int) -> list[DigitMotion]:
     """Per-digit summary of clip i: initial compass direction, directions in order, bounces."""
     trajectories = batch.trajectories
-    directions = trajectories.directions[i]  # (t, k)
-    # The velocity of the last frame is never seen moving a digit, so it is not described.
-    shown = directions[: max(1, batch.config.num_frames - 1)]
+    return motion_from_arrays(batch.digits[i], trajectories.bounces[i],
+                              **motion_arrays(trajectories.directions[i], trajectories.bounces[i]))
+
+
+def motion_from_arrays(digits: np.ndarray, bounces: np.ndarray, motion_directions: np.ndarray,
+                       motion_lengths: np.ndarray, num_bounces: np.ndarray | None = None
+                       ) -> list[DigitMotion]:
+    """`DigitMotion`s of one clip from its digits (k,), bounce flags (t, k) and `motion_arrays`."""
     summary = []
-    for slot in range(batch.config.num_digits):
-        sequence = _collapse(shown[:, slot])
+    for slot in range(len(motion_directions)):
+        path = tuple(COMPASS[int(d)] for d in motion_directions[slot, : int(motion_lengths[slot])])
         summary.append(DigitMotion(
-            digit=int(batch.digits[i, slot]),
-            initial_direction=COMPASS[sequence[0]],
-            directions=tuple(COMPASS[d] for d in sequence),
-            bounce_frames=tuple(int(f) for f in np.flatnonzero(trajectories.bounces[i, :, slot])),
+            digit=int(digits[slot]), initial_direction=path[0], directions=path,
+            bounce_frames=tuple(int(f) for f in np.flatnonzero(bounces[:, slot])),
         ))
     return summary
 

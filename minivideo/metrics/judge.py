@@ -217,7 +217,10 @@ class Judge(nn.Module):
 
     def forward(self, videos: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
         """Per digit class: presence (n, 10), directions (n, 10, 8), velocity, bounces; cells."""
-        read = self._read(videos)
+        return self._heads(self._read(videos))
+
+    def _heads(self, read: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What `forward` returns, from one `_read` (of phase 0: frames 0, stride, …)."""
         first = read["described"][:, :, 0]  # n 10 d: the first frame, which sees frames 0…6
         return {
             "presence": read["presence"],
@@ -227,6 +230,10 @@ class Judge(nn.Module):
             "cells": read["cells"],  # (n, 11, t', 8, 8): which digit is centred where
             "offsets": read["offsets"],  # (n, 2, t', 8, 8): where in its cell, (dy, dx) in cells
         }
+
+    def _read_every_frame(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """One `_read` per phase of the frame stride, so that together they see every frame."""
+        return [self._read(x, phase) for phase in range(min(self.config.frame_stride, x.shape[1]))]
 
     @torch.no_grad()
     def track(self, videos: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,17 +245,22 @@ class Judge(nn.Module):
         (a digit pasted at integer corner c reads as about c).
         """
         x = as_video_tensor(videos)
-        n, t = x.shape[:2]
-        corners = torch.zeros(n, NUM_CLASSES, t, 2)
-        confidence = torch.zeros(n, NUM_CLASSES, t)
-        half = 28 / 2  # digits are 28 px: the corner is the centre minus 14
-        for phase in range(min(self.config.frame_stride, t)):
-            read = self._read(x, phase)
+        return self._tracks(self._read_every_frame(x), x.shape[1])
+
+    def _tracks(self, reads: list[dict[str, torch.Tensor]],
+                num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`track`'s corners and confidences from the reads of `_read_every_frame`."""
+        n = reads[0]["evidence"].shape[0]
+        corners = torch.zeros(n, NUM_CLASSES, num_frames, 2)
+        confidence = torch.zeros(n, NUM_CLASSES, num_frames)
+        width = reads[0]["offsets"].shape[-1]  # cells per row of the feature maps
+        half = MovingMNISTConfig().digit_size / 2  # the corner is the centre minus half a digit
+        for phase, read in enumerate(reads):
             evidence, best = read["evidence"].max(dim=-1)  # n 10 t': the surest cell per class
             offsets = rearrange(read["offsets"], "n c t h w -> n t (h w) c")
             index = rearrange(best, "n k t -> n t k")[..., None].expand(-1, -1, -1, 2)
             offset = rearrange(offsets.gather(2, index), "n t k c -> n k t c")  # in cells
-            cell = torch.stack([best // 8, best % 8], dim=-1).to(offset.dtype)
+            cell = torch.stack([best // width, best % width], dim=-1).to(offset.dtype)
             centre = (cell + 0.5 + offset) * CELL
             corners[:, :, phase :: self.config.frame_stride] = (centre - half).cpu()
             confidence[:, :, phase :: self.config.frame_stride] = evidence.sigmoid().cpu()
@@ -266,38 +278,42 @@ class Judge(nn.Module):
         """
         if motion not in ("fit", "heads"):
             raise ValueError(f"motion must be 'fit' or 'heads', got {motion!r}")
+        heads, fitted = self._readings(videos, batch_size, fit=motion == "fit")
+        return fitted if motion == "fit" else heads
+
+    @torch.no_grad()
+    def _readings(self, videos: np.ndarray | torch.Tensor, batch_size: int,
+                  fit: bool) -> tuple[JudgePrediction, JudgePrediction | None]:
+        """The heads' prediction and, if ``fit``, the fitted one, from one pass of the trunk."""
         as_video_tensor(videos[:1])  # fail early, with the argument's name, on bad input
         was_training = self.training
         self.eval()
         parts = []
         for start in range(0, len(videos), batch_size):
-            chunk = videos[start : start + batch_size]
-            out = self(chunk)
+            x = as_video_tensor(videos[start : start + batch_size])
+            # the heads read phase 0; tracking needs every phase, phase 0 included
+            reads = self._read_every_frame(x) if fit else [self._read(x)]
+            out = self._heads(reads[0])
             presence = out["presence"].sigmoid().cpu()
             directions = out["directions"].argmax(-1).cpu()
             bounces = out["bounces"].argmax(-1).cpu()
-            if motion == "fit":
-                directions, bounces = self._fitted_motion(chunk, presence > 0.5,
-                                                          directions, bounces)
-            parts.append((presence, directions, bounces))
+            fitted_directions, fitted_bounces = directions.clone(), bounces.clone()
+            present = presence > 0.5
+            if fit and present.any():
+                corners, confidence = self._tracks(reads, x.shape[1])
+                path = fit_trajectories(corners[present], confidence[present])
+                fitted_directions[present] = torch.from_numpy(
+                    compass_direction(path.velocity.numpy()))
+                fitted_bounces[present] = path.bounces.sum(-1).clamp(max=NUM_BOUNCE_CLASSES - 1)
+            parts.append((presence, directions, bounces, fitted_directions, fitted_bounces))
         self.train(was_training)
         if not parts:
             raise ValueError("videos must hold at least one clip")
-        presence, directions, bounces = (torch.cat(p) for p in zip(*parts, strict=True))
-        return JudgePrediction(presence, presence > 0.5, directions, bounces)
-
-    def _fitted_motion(self, videos: np.ndarray | torch.Tensor, present: torch.Tensor,
-                       directions: torch.Tensor, bounces: torch.Tensor
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Directions and bounce classes (n, 10) of present classes from their fitted tracks."""
-        if not present.any():
-            return directions, bounces
-        corners, confidence = self.track(videos)
-        fit = fit_trajectories(corners[present], confidence[present])
-        directions, bounces = directions.clone(), bounces.clone()
-        directions[present] = torch.from_numpy(compass_direction(fit.velocity.numpy()))
-        bounces[present] = fit.bounces.sum(-1).clamp(max=NUM_BOUNCE_CLASSES - 1)
-        return directions, bounces
+        presence, directions, bounces, fitted_directions, fitted_bounces = (
+            torch.cat(p) for p in zip(*parts, strict=True))
+        heads = JudgePrediction(presence, presence > 0.5, directions, bounces)
+        fitted = JudgePrediction(presence, presence > 0.5, fitted_directions, fitted_bounces)
+        return heads, fitted if fit else None
 
 
 @torch.no_grad()
@@ -520,8 +536,7 @@ def judge_accuracy(judge: Judge, batch: MovingMNISTBatch) -> dict[str, float]:
     * ``track_px``: median distance (px) between the tracked and the true digit corners, over
       the frames of each present class that appears once.
     """
-    fitted = judge.predict(batch.videos)
-    heads = judge.predict(batch.videos, motion="heads")
+    heads, fitted = judge._readings(batch.videos, 256, fit=True)  # both from one trunk pass
     target = batch_targets(batch)
     truth = target["presence"].bool()
     count = truth.sum(dim=1, keepdim=True)  # m per clip

@@ -42,18 +42,21 @@ class TrajectoryFit(NamedTuple):
     error: torch.Tensor  # float (m,): weighted RMS distance (px) of the track from the fit
 
 
-def simulate_axis(start: torch.Tensor, step: torch.Tensor,
-                  num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions (..., t) in [0, 1] and wall hits (..., t) of one axis under the clamp rule."""
-    positions = [start]
-    hits = [torch.zeros_like(start, dtype=torch.bool)]
+def _bounce_steps(start: torch.Tensor, step: torch.Tensor, num_frames: int):
+    """Yield (position, hit) of one axis for frames 0 … num_frames − 1 under the clamp rule."""
     p, u = start, step
+    yield p, torch.zeros_like(start, dtype=torch.bool)
     for _ in range(1, num_frames):
         p = p + u
         hit = (p < 0) | (p > 1)
         p, u = p.clamp(0, 1), torch.where(hit, -u, u)
-        positions.append(p)
-        hits.append(hit)
+        yield p, hit
+
+
+def simulate_axis(start: torch.Tensor, step: torch.Tensor,
+                  num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (..., t) in [0, 1] and wall hits (..., t) of one axis under the clamp rule."""
+    positions, hits = zip(*_bounce_steps(start, step, num_frames), strict=True)
     return torch.stack(positions, -1), torch.stack(hits, -1)
 
 
@@ -94,12 +97,7 @@ def _fit_rows(observed: torch.Tensor, weights: torch.Tensor,
     fine_p, fine_u = (x.reshape(r, -1) for x in torch.broadcast_tensors(fine_p, fine_u))
     # score the fine pairs frame by frame (no (r, g, t) tensor), then replay the winner
     error = torch.zeros_like(fine_p)
-    p, u = fine_p, fine_u
-    for frame in range(t):
-        if frame:
-            p = p + u
-            hit = (p < 0) | (p > 1)
-            p, u = p.clamp(0, 1), torch.where(hit, -u, u)
+    for frame, (p, _) in enumerate(_bounce_steps(fine_p, fine_u, t)):
         error += (p - observed[:, frame, None]).square() * weights[:, frame, None]
     pick = error.argmin(dim=1, keepdim=True)
     start, step = fine_p.gather(1, pick)[:, 0], fine_u.gather(1, pick)[:, 0]

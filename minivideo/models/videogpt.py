@@ -58,6 +58,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from minivideo.data import MovingMNISTConfig, generate_clips, load_digits
+from minivideo.editing import infill, sequence_mask
 from minivideo.sampling import generate
 from minivideo.train import Target
 from minivideo.transformer import GPT, GPTConfig
@@ -303,6 +304,27 @@ class VideoGPT(nn.Module):
             return (pair + self.config.num_codes).to(device)
         return torch.full((batch, 1), self.config.bos, dtype=torch.long, device=device)
 
+    def sequence(self, codes: torch.Tensor, digits: torch.Tensor | None = None) -> torch.Tensor:
+        """The prior's tokens (b, prefix_len + t·h·w): the prefix, then codes (b t h w) in raster
+        order over (t, h, w)."""
+        flat = rearrange(codes.long(), "b t h w -> b (t h w)")
+        return torch.cat([self.prefix(codes.shape[0], digits),
+                          flat.to(self.gpt.tok_emb.weight.device)], dim=1)
+
+    def codes_of(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Inverse of `sequence`: the code grids (b, t, h, w) of token sequences."""
+        t, h, w = self.config.grid
+        return rearrange(tokens[:, self.config.prefix_len :], "b (t h w) -> b t h w",
+                         t=t, h=h, w=w)
+
+    def code_ids(self) -> torch.Tensor:
+        """Bool (vocab_size,): the ids that may appear inside a clip (codes; never a class
+        token or BOS), for `generate(allowed=...)` and `infill(allowed_ids=...)`."""
+        allowed = torch.zeros(self.config.vocab_size, dtype=torch.bool,
+                              device=self.gpt.tok_emb.weight.device)
+        allowed[: self.config.num_codes] = True
+        return allowed
+
     def encode_context(self, frames: torch.Tensor | None) -> torch.Tensor | None:
         """Context vectors (b m c) of the first k frames ("frames"), else None."""
         if self.context_encoder is None:
@@ -332,10 +354,8 @@ class VideoGPT(nn.Module):
         if codes.numel() and (codes.min() < 0 or codes.max() >= config.num_codes):
             raise ValueError(f"codes must lie in [0, {config.num_codes}), got values in "
                              f"[{int(codes.min())}, {int(codes.max())}]")
-        b = codes.shape[0]
-        self._check_condition(b, digits, frames)
-        flat = rearrange(codes.long(), "b t h w -> b (t h w)")  # raster order over (t, h, w)
-        tokens = torch.cat([self.prefix(b, digits), flat.to(self.gpt.tok_emb.weight.device)], 1)
+        self._check_condition(codes.shape[0], digits, frames)
+        tokens = self.sequence(codes, digits)
         # Position i predicts token i + 1; the prefix is given, so only codes are scored.
         targets = tokens[:, 1:].clone()
         targets[:, : config.prefix_len - 1] = -100
@@ -360,17 +380,34 @@ class VideoGPT(nn.Module):
         if not isinstance(num, int) or isinstance(num, bool) or num < 1:
             raise ValueError(f"num must be a positive int, got {num!r}")
         self._check_condition(num, digits, frames)
-        device = self.gpt.tok_emb.weight.device
-        codes_only = torch.zeros(self.config.vocab_size, dtype=torch.bool, device=device)
-        codes_only[: self.config.num_codes] = True  # never a class token or BOS inside a clip
         out = generate(
             self.gpt, self.prefix(num, digits), self.config.num_tokens,
-            context=self.encode_context(frames), allowed=codes_only, seed=seed,
+            context=self.encode_context(frames), allowed=self.code_ids(), seed=seed,
             temperature=temperature, top_k=top_k, top_p=top_p, progress=progress,
         )  # fmt: skip
-        t, h, w = self.config.grid
-        codes = out.tokens[:, self.config.prefix_len :]
-        return rearrange(codes, "b (t h w) -> b t h w", t=t, h=h, w=w)
+        return self.codes_of(out.tokens)
+
+    @torch.no_grad()
+    def edit_codes(
+        self,
+        codes: torch.Tensor,
+        code_mask: torch.Tensor,
+        *,
+        digits: torch.Tensor | None = None,
+        frames: torch.Tensor | None = None,
+        rounds: int = 0,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Re-sample codes (b, t, h, w) where code_mask ((t, h, w) or (b, t, h, w)) is True,
+        keep the others: `minivideo.editing.infill` on this prior's token sequence."""
+        self._check_condition(codes.shape[0], digits, frames)
+        tokens = self.sequence(codes, digits)
+        edit = sequence_mask(code_mask, self.config.prefix_len).to(tokens.device)
+        result = infill(self.gpt, tokens, edit, allowed_ids=self.code_ids(),
+                        context=self.encode_context(frames), rounds=rounds, seed=seed,
+                        progress=progress)
+        return self.codes_of(result.tokens)
 
 
 def check_tokenizer(model: VideoGPT, tokenizer: nn.Module) -> None:
