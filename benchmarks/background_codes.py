@@ -22,7 +22,7 @@ from einops import reduce
 
 from minivideo.data.mnist import load_digits
 from minivideo.data.moving_mnist import MovingMNISTConfig, generate_clips
-from minivideo.pretrained import pretrained
+from minivideo.pretrained import available_pretrained, pretrained
 
 BLACK = 0.02  # a cell is black when no pixel of its input region exceeds this (of 1.0)
 
@@ -42,7 +42,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @torch.no_grad()
 def main() -> None:
-    """Print the background-code table for vqvae-frame and vqvae-clip."""
+    """Print the background-code table for the shipped tokenizers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=64, help="held-out clips (default 64)")
     parser.add_argument("--seed", type=int, default=5, help="seed of the clips (default 5)")
@@ -53,7 +53,9 @@ def main() -> None:
     print(f"{args.clips} clips of test digits, 16 frames; a cell is black if max pixel < {BLACK}")
     print(f"{'tokenizer':12s} {'black':>6s} {'black: bits / codes':>20s} "
           f"{'ink: bits / codes':>18s} {'snapped':>8s} {'PSNR':>6s} {'snapped PSNR':>13s}")
-    for name in ("vqvae-frame", "vqvae-clip"):
+    for name in ("vqvae-frame", "vqvae-clip", "vqvae-compact"):
+        if name not in available_pretrained():
+            continue
         tokenizer = pretrained(name)
         codes = tokenizer.encode(video)  # b t h w
         t, h, w = codes.shape[1:]
@@ -72,7 +74,8 @@ def main() -> None:
               f"{float(quiet.float().mean()):7.1%} {psnr(tokenizer.decode(codes), video):6.2f} "
               f"{snapped:13.2f}")
     print("uniform over 512 codes: 9.00 bits. A prior cannot predict which of hundreds of "
-          "interchangeable\nblack codes comes next: those bits are noise it must pay for.")
+          "interchangeable\nblack codes comes next: those bits are noise it must pay for. "
+          "vqvae-compact gives every box\nwithout ink its reserved code 0 (0 bits).")
 
 
 if __name__ == "__main__":

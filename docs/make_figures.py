@@ -42,7 +42,7 @@ def grid(rows: list[np.ndarray]) -> np.ndarray:
 
 @torch.no_grad()
 def main() -> None:
-    """Write moving_mnist.gif, tokenizers.gif, samples.gif and figures.json."""
+    """Write moving_mnist.gif, tokenizers.gif, videogpt.gif, samples.gif and figures.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=FIGURES, help="folder for the figures")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clips and the samples")
@@ -60,17 +60,32 @@ def main() -> None:
     real = clips.videos[:, :16]
     video = torch.from_numpy(real).float() / 255
     frame_tok, clip_tok = pretrained("vqvae-frame"), pretrained("vqvae-clip")
+    compact = pretrained("vqvae-compact")
     rows = [real, to_uint8(frame_tok.decode(frame_tok.encode(video))),
-            to_uint8(clip_tok.decode(clip_tok.encode(video)))]
+            to_uint8(clip_tok.decode(clip_tok.encode(video))),
+            to_uint8(compact.decode(compact.encode(video)))]
     save_video(grid(rows), args.out / "tokenizers.gif", fps=8, scale=2)
     record["tokenizers.gif"] = {"rows": ["real (test digits)", "vqvae-frame: 8x8 codes per frame",
-                                         "vqvae-clip: 4x16x16 codes per 16 frames"]}
+                                         "vqvae-clip: 4x16x16 codes per 16 frames",
+                                         "vqvae-compact: 4x8x8 codes per 16 frames"]}
 
-    prediction = pretrained("videogpt-frames")
-    context = torch.from_numpy(real[:, : prediction.config.context_frames])
-    predicted = videogpt.sample_clips(prediction, clip_tok, 4, frames=context, seed=args.seed)
-    predicted = to_uint8(predicted)
-    predicted[:, : context.shape[1]] = real[:, : context.shape[1]]  # show the given frames as given
+    prior = pretrained(videogpt.ONE_PRIOR)
+    tokenizer = pretrained(prior.config.tokenizer)
+    k = 8
+    predicted = to_uint8(videogpt.predict_clips(prior, tokenizer, torch.from_numpy(real[:, :k]),
+                                                seed=args.seed))
+    digits = torch.from_numpy(clips.digits)
+    asked = to_uint8(videogpt.sample_clips(prior, tokenizer, 4, digits=digits, seed=args.seed))
+    free = to_uint8(videogpt.sample_clips(prior, tokenizer, 4, seed=args.seed + 1))
+    save_video(grid([real, predicted, asked, free]), args.out / "videogpt.gif", fps=8, scale=2)
+    record["videogpt.gif"] = {
+        "rows": ["real (test digits)",
+                 f"videogpt, prediction: the first {k} frames given, the rest sampled",
+                 "videogpt, class: asked for the digits of the real clip above",
+                 "videogpt, unconditional"],
+        "digits (row 3)": clips.digits.tolist(),
+    }
+
     keys, interp = pretrained("cogvideo-keyframes"), pretrained("cogvideo-interp")
     captions = torch.stack([cogvideo.encode_prompt(p) for p in PROMPTS])
     captions = repeat(captions, "p l -> (p n) l", n=2)
@@ -80,13 +95,14 @@ def main() -> None:
     save_video(grid(rows), args.out / "samples.gif", fps=8, scale=2)
     record["samples.gif"] = {
         "rows": ["real (test digits)",
-                 f"videogpt-frames: first {context.shape[1]} frames given, the rest sampled",
+                 f"videogpt: first {k} frames given, the rest sampled",
                  "cogvideo-keyframes + cogvideo-interp: text to video (first 16 of 17 frames)"],
         "prompts (row 3, two samples each)": list(PROMPTS), "guidance": 3.0,
     }
     record["seconds"] = round(time.perf_counter() - start, 1)
     (args.out / "figures.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}/moving_mnist.gif, tokenizers.gif, samples.gif, figures.json "
+    print(f"wrote {args.out}/moving_mnist.gif, tokenizers.gif, videogpt.gif, samples.gif, "
+          f"figures.json "
           f"in {record['seconds']} s")
 
 

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from minivideo.cli.common import torch_threads
+
 # Each command lives in minivideo/cli/<name>.py with `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS = {
     "data": "Generate Moving MNIST clips with labels and captions to an .npz file.",
@@ -39,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        # every command's --threads (minivideo.cli.common), restored afterwards for callers
+        # that run commands in-process (tests, notebooks)
+        with torch_threads(getattr(args, "threads", None)):
+            return int(args.run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")
 

@@ -108,6 +108,33 @@ def build_model_from_checkpoint(path: str | Path, map_location="cpu") -> nn.Modu
     return model
 
 
+# What a resumable checkpoint holds that a shipped (sampling-only) copy does not need.
+RESUME_ONLY = ("optimizer", "scaler", "rng")
+HISTORY_STRIDE = 10
+
+
+def export_weights(source: str | Path, target: str | Path) -> Path:
+    """Copy a checkpoint without its optimiser and RNG states: what sampling needs, a third of
+    the size for Adam. The weights, config, step, evaluations and training config stay; the
+    per-step history is thinned to every HISTORY_STRIDE-th step (a long run's would weigh MBs)."""
+    payload = load_checkpoint(source)
+    kept = {k: v for k, v in payload.items() if k not in RESUME_ONLY}
+    if "history" in kept:
+        kept["history"] = kept["history"][::HISTORY_STRIDE]
+        kept["history_stride"] = HISTORY_STRIDE
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(kept, tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()

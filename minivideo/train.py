@@ -56,7 +56,8 @@ class TrainConfig:
     eval_every: int = 0  # 0: evaluate only at the end (if an eval_fn is given)
     save_every: int = 0  # 0: save only at the end (if a checkpoint path is given)
     seed: int = 0
-    amp: bool = True  # mixed precision, CUDA only
+    amp: bool = True  # mixed precision on CUDA (bf16 if supported, else fp16 + loss scaling)
+    cpu_bf16: bool = False  # bf16 autocast on the CPU (measured 1.7-2× on AVX512-BF16)
     device: str | None = None  # None: CUDA, then MPS, then CPU
     num_workers: int = 0
     progress: bool = True
@@ -227,15 +228,19 @@ def fit(
     np.random.seed(config.seed)  # noqa: NPY002
     model = model.to(device)
     optimizer = optimizer or default_optimizer(model, config)
-    use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    use_amp = (config.amp and device.type == "cuda") or (config.cpu_bf16 and device.type == "cpu")
+    amp_dtype = (torch.bfloat16 if device.type == "cpu" or (use_amp and
+                 torch.cuda.is_bf16_supported()) else torch.float16)
+    # Loss scaling only for fp16: bf16 has float32's exponent range.
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16
+                                  and device.type == "cuda")
 
-    start, history, evals = 0, [], []
+    start, history, evals, before = 0, [], [], 0.0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if resume and checkpoint is not None and checkpoint.is_file():
         state = load_checkpoint(checkpoint, model, optimizer, map_location=device)
         start, history, evals = state["step"], state.get("history", []), state.get("evals", [])
+        before = float(state.get("seconds", 0.0))  # training time of the earlier sittings
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
@@ -259,6 +264,7 @@ def fit(
             rng=_rng_state(),
             history=history,
             evals=evals,
+            seconds=before + time.perf_counter() - began,
         )
 
     shown: dict[str, str] = {}  # the latest evaluation's headline figure, kept in the bar
@@ -318,7 +324,8 @@ def fit(
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            record = {"step": step, "loss": float(loss.detach()), "lr": lr, **logs}
+            record = {"step": step, "loss": float(loss.detach()), "lr": lr, **logs,
+                      "seconds": before + time.perf_counter() - began}  # since step 0
             history.append(record)
             if on_step is not None:
                 on_step(step, record)

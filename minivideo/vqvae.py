@@ -65,6 +65,7 @@ class VectorQuantizer(nn.Module):
         eps: float = 1e-5,
         restart_dead: bool = True,
         dead_threshold: float = 0.5,
+        empty_code: bool = False,
     ) -> None:
         super().__init__()
         if not (isinstance(num_codes, int) and num_codes >= 2):
@@ -76,6 +77,10 @@ class VectorQuantizer(nn.Module):
         self.num_codes, self.code_dim, self.beta = num_codes, code_dim, beta
         self.ema, self.decay, self.eps = ema, decay, eps
         self.restart_dead, self.dead_threshold = restart_dead, dead_threshold
+        # Code 0 reserved for cells the caller marks empty (no ink): its vector stays zero, no
+        # other cell may pick it, and EMA, restarts and the commitment loss ignore it. A prior
+        # then pays ~0 bits for empty background instead of a near-random choice among codes.
+        self.empty_code = empty_code
         embedding = torch.randn(num_codes, code_dim) / math.sqrt(code_dim)
         if ema:
             # The codebook is a running average, not a parameter: no optimiser touches it.
@@ -99,6 +104,8 @@ class VectorQuantizer(nn.Module):
         distances = (
             flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None, :]
         )
+        if self.empty_code:  # the reserved code is given, never chosen
+            distances[:, 0] = float("inf")
         return distances.argmin(dim=1)
 
     def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
@@ -122,7 +129,17 @@ class VectorQuantizer(nn.Module):
         if self.ema:
             self.embed_sum.copy_(picks)
             self.cluster_size.fill_(1.0)
+        self._zero_empty()
         self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def _zero_empty(self) -> None:
+        """Keep the reserved empty code at the zero vector (it is never averaged or restarted)."""
+        if self.empty_code:
+            self.embedding.data[0] = 0.0
+            if self.ema:
+                self.embed_sum[0] = 0.0
+                self.cluster_size[0] = 1.0
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, onehot: torch.Tensor) -> None:
@@ -135,6 +152,7 @@ class VectorQuantizer(nn.Module):
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (total + self.num_codes * self.eps) * total
         self.embedding.copy_(self.embed_sum / smoothed[:, None])
+        self._zero_empty()
 
     @torch.no_grad()
     def _restart(self, flat: torch.Tensor, error: torch.Tensor) -> int:
@@ -145,8 +163,10 @@ class VectorQuantizer(nn.Module):
         fills most of a frame) are the ones that need new codes.
         """
         dead = self.usage < self.dead_threshold
+        if self.empty_code:
+            dead[0] = False
         n_dead = int(dead.sum())
-        if n_dead == 0:
+        if n_dead == 0 or len(flat) == 0:
             return 0
         weights = error.clamp_min(0) + 1e-12
         picks = flat[torch.multinomial(weights, n_dead, replacement=True)]
@@ -159,50 +179,69 @@ class VectorQuantizer(nn.Module):
         return n_dead
 
     def forward(
-        self, z: torch.Tensor, update: bool | None = None
+        self, z: torch.Tensor, update: bool | None = None, empty: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """z (..., d) → (z_q with straight-through gradient, codes (...), stats incl. 'loss').
 
         `update` (default: `self.training`) says whether this call may change the codebook
         (initialisation, EMA, usage, restarts); `encode` passes False, so tokenizing a video
-        never moves the codebook, even in training mode.
+        never moves the codebook, even in training mode. `empty` (bool (...), only with
+        `empty_code`) marks the cells that get the reserved code 0.
         """
         if not isinstance(z, torch.Tensor) or z.dim() < 1 or z.shape[-1] != self.code_dim:
             raise ValueError(f"z must be a tensor of shape (..., {self.code_dim}), got "
                              f"{tuple(getattr(z, 'shape', ()))}")
         update = self.training if update is None else update
+        if empty is not None:
+            if not self.empty_code:
+                raise ValueError("empty was given, but this quantizer has no empty code")
+            if tuple(empty.shape) != tuple(z.shape[:-1]) or empty.dtype != torch.bool:
+                raise ValueError(f"empty must be a bool tensor of shape {tuple(z.shape[:-1])}, "
+                                 f"got {empty.dtype} {tuple(empty.shape)}")
+            empty = empty.reshape(-1)
         # Distances, averages and the one-hot matrix in float32 even under autocast: in bfloat16
         # ||z||² − 2 z·e + ||e||² loses the small differences that decide the nearest code.
         with torch.autocast(z.device.type, enabled=False):
-            z_q, codes, stats = self._quantize(z.reshape(-1, self.code_dim).float(), update)
+            z_q, codes, stats = self._quantize(z.reshape(-1, self.code_dim).float(), update, empty)
         return z_q.reshape(z.shape).to(z.dtype), codes.reshape(z.shape[:-1]), stats
 
     def _quantize(
-        self, flat: torch.Tensor, update: bool
+        self, flat: torch.Tensor, update: bool, empty: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """flat (n, d) float32 → (z_q (n, d), codes (n,), stats); see `forward`."""
-        if update and not bool(self.initialized):
-            self._init_from(flat.detach())
+        # Only "ink" cells take part in the codebook's life (init, EMA, restarts, commitment).
+        ink = None if empty is None else ~empty
+        live = flat if ink is None else flat[ink]
+        if update and not bool(self.initialized) and len(live):
+            self._init_from(live.detach())
         codes = self.nearest(flat.detach())
+        if empty is not None:
+            codes = codes.masked_fill(empty, 0)
         quantized = F.embedding(codes, self.embedding)
         # Commitment: pull the encoder towards its code; the codebook loss (plain VQ only) pulls
         # the code towards the encoder. With EMA the codebook is updated by averaging instead.
-        loss = self.beta * F.mse_loss(flat, quantized.detach())
-        if not self.ema:
-            loss = loss + F.mse_loss(quantized, flat.detach())
+        live_q = quantized if ink is None else quantized[ink]
+        loss = (self.beta * F.mse_loss(live, live_q.detach()) if len(live)
+                else flat.sum() * 0.0)
+        if not self.ema and len(live):
+            loss = loss + F.mse_loss(live_q, live.detach())
         restarted = 0
         onehot = F.one_hot(codes, self.num_codes).float()
         if update:
             with torch.no_grad():
                 batch_counts = _all_reduce(onehot.sum(0))
                 self.usage.mul_(self.decay).add_(batch_counts, alpha=1 - self.decay)
+            live_onehot = onehot if ink is None else onehot[ink]
             if self.ema:
-                self._ema_update(flat.detach(), onehot)
+                self._ema_update(live.detach(), live_onehot)
             if self.restart_dead:
-                error = (flat.detach() - quantized.detach()).pow(2).sum(1)
-                restarted = self._restart(flat.detach(), error)
-        # Straight-through: forward value quantized, gradient of the identity to z.
+                error = (live.detach() - live_q.detach()).pow(2).sum(1)
+                restarted = self._restart(live.detach(), error)
+        # Straight-through: forward value quantized, gradient of the identity to z. An empty
+        # cell's vector does not depend on the encoder, so it passes no gradient back.
         z_q = flat + (quantized - flat).detach()
+        if empty is not None:
+            z_q = torch.where(empty[:, None], quantized.detach(), z_q)
         probs = onehot.mean(0)
         stats = {
             "loss": loss,
@@ -420,10 +459,13 @@ def _logs(recon: torch.Tensor, target: torch.Tensor, stats: dict, codes: torch.T
 
 # --------------------------------------------------------------------------- 3D tokenizer
 class AxialAttention(nn.Module):
-    """Self-attention along t, then h, then w, each with its own pre-norm and residual."""
+    """Self-attention along t, then h, then w, each with its own pre-norm and residual.
 
-    def __init__(self, channels: int, num_heads: int) -> None:
+    causal: attention along t sees only the present and the past (a causal encoder)."""
+
+    def __init__(self, channels: int, num_heads: int, causal: bool = False) -> None:
         super().__init__()
+        self.causal = causal
         self.norms = nn.ModuleList([nn.LayerNorm(channels) for _ in range(3)])
         self.attns = nn.ModuleList([MultiHeadAttention(channels, num_heads) for _ in range(3)])
 
@@ -433,27 +475,70 @@ class AxialAttention(nn.Module):
                     "b c t h w -> (b t h) w c")
         b, c, t, h, w = x.shape
         sizes = {"b": b, "t": t, "h": h, "w": w}
-        for pattern, norm, attn in zip(patterns, self.norms, self.attns, strict=True):
+        for axis, (pattern, norm, attn) in enumerate(
+            zip(patterns, self.norms, self.attns, strict=True)
+        ):
             source, target = pattern.split(" -> ")
             seq = rearrange(x, pattern)
-            seq = attn(norm(seq))
+            seq = attn(norm(seq), is_causal=self.causal and axis == 0)
             x = x + rearrange(seq, f"{target} -> {source}", **sizes)
         return x
 
 
-class ResBlock3d(nn.Module):
-    """VideoGPT's block: x + conv1(relu(conv3(relu(norm x)))), then axial attention."""
+class CausalConv3d(nn.Module):
+    """A Conv3d whose output at time t sees inputs at times <= t (zeros padded on the left only).
 
-    def __init__(self, channels: int, num_heads: int) -> None:
+    With kernel k_t and stride s_t, k_t - s_t frames of padding keep T / s_t outputs; output j
+    then covers inputs s_t·j − (k_t − s_t) … s_t·j + s_t − 1, none of them later than its own box.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: tuple[int, int, int],
+                 stride: tuple[int, int, int] = (1, 1, 1), space_pad: int = 1) -> None:
+        super().__init__()
+        self.time_pad = kernel[0] - stride[0]
+        self.conv = nn.Conv3d(c_in, c_out, kernel, stride=stride, padding=(0, space_pad,
+                                                                             space_pad))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (b c t h w) → (b c' t/s_t h' w')."""
+        return self.conv(F.pad(x, (0, 0, 0, 0, self.time_pad, 0)))
+
+
+class FrameGroupNorm(nn.GroupNorm):
+    """GroupNorm with statistics per frame: a norm over (c, t, h, w) would leak the future."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (b c t h w) → same shape."""
+        b = x.shape[0]
+        y = super().forward(rearrange(x, "b c t h w -> (b t) c h w"))
+        return rearrange(y, "(b t) c h w -> b c t h w", b=b)
+
+
+def _norm3d(channels: int, causal: bool) -> nn.Module:
+    return (FrameGroupNorm if causal else nn.GroupNorm)(min(8, channels), channels)
+
+
+def _conv3(c_in: int, c_out: int, causal: bool) -> nn.Module:
+    return CausalConv3d(c_in, c_out, (3, 3, 3)) if causal else nn.Conv3d(c_in, c_out, 3,
+                                                                            padding=1)
+
+
+class ResBlock3d(nn.Module):
+    """VideoGPT's block: x + conv1(relu(conv3(relu(norm x)))), then axial attention.
+
+    causal: per-frame norms, left-padded convolutions and causal attention along t, so that
+    nothing at time t depends on a later frame."""
+
+    def __init__(self, channels: int, num_heads: int, causal: bool = False) -> None:
         super().__init__()
         hidden = max(channels // 2, 1)
         self.conv = nn.Sequential(
-            nn.GroupNorm(min(8, channels), channels), nn.SiLU(),
-            nn.Conv3d(channels, hidden, 3, padding=1),
-            nn.GroupNorm(min(8, hidden), hidden), nn.SiLU(),
+            _norm3d(channels, causal), nn.SiLU(),
+            _conv3(channels, hidden, causal),
+            _norm3d(hidden, causal), nn.SiLU(),
             nn.Conv3d(hidden, channels, 1),
         )  # fmt: skip
-        self.attn = AxialAttention(channels, num_heads)
+        self.attn = AxialAttention(channels, num_heads, causal)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (b c t h w) → same shape."""
@@ -476,9 +561,18 @@ class ClipTokenizerConfig:
     ema: bool = True
     decay: float = 0.99
     restart_dead: bool = True
+    # A latent cell whose whole (time_down × space_down × space_down) pixel box stays below
+    # empty_threshold gets the reserved code 0 (see VectorQuantizer): one symbol for background.
+    empty_code: bool = False
+    empty_threshold: float = 0.05
+    # A causal-in-time encoder: the codes of the first k frames (k a multiple of time_down) are
+    # the same whether or not later frames exist, so a prior can be given a context's codes.
+    causal: bool = False
 
     def __post_init__(self) -> None:
         _check_power_of_two(self.time_down, "time_down")
+        if not 0.0 <= self.empty_threshold < 1.0:
+            raise ValueError(f"empty_threshold must be in [0, 1), got {self.empty_threshold!r}")
         _check_power_of_two(self.space_down, "space_down")
         if self.image_size % self.space_down:
             raise ValueError(f"image_size={self.image_size} must be divisible by "
@@ -504,6 +598,23 @@ class ClipTokenizerConfig:
             raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
         return presets[name]
 
+    @classmethod
+    def compact(cls, name: str) -> ClipTokenizerConfig:
+        """The compact tokenizer a CPU prior can learn: 16×64×64 → 4×8×8 = 256 codes, a small
+        codebook with a reserved empty code. tiny (tests), small (CPU, shipped), full (GPU)."""
+        shared = dict(space_down=8, empty_code=True, causal=True)
+        presets = {
+            "tiny": cls(channels=16, num_res_blocks=1, num_heads=1, num_codes=32, code_dim=16,
+                        **shared),
+            "small": cls(channels=64, num_res_blocks=2, num_heads=2, num_codes=256, code_dim=32,
+                         **shared),
+            "full": cls(channels=128, num_res_blocks=4, num_heads=4, num_codes=256, code_dim=64,
+                        **shared),
+        }
+        if name not in presets:
+            raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
+        return presets[name]
+
 
 def _stages(time_down: int, space_down: int) -> list[bool]:
     """One stride-2 stage per halving of space (or of time); True where time is halved too."""
@@ -523,8 +634,12 @@ class ClipTokenizer(nn.Module):
         if len(stages) > n_space:
             raise ValueError("ClipTokenizerConfig: time_down must not exceed space_down")
 
+        causal = config.causal
+
         def down(halve_time: bool, c_in: int) -> nn.Module:
             kt, st = (4, 2) if halve_time else (3, 1)  # kernel 4 / stride 2 / pad 1 halves
+            if causal:
+                return CausalConv3d(c_in, c, (kt, 4, 4), stride=(st, 2, 2))
             return nn.Conv3d(c_in, c, (kt, 4, 4), stride=(st, 2, 2), padding=1)
 
         def up(halve_time: bool, c_out: int) -> nn.Module:
@@ -533,15 +648,15 @@ class ClipTokenizer(nn.Module):
 
         # Stage widths: c/2 at full resolution (cheap), c below; first stage from c/2.
         half = max(c // 2, 1)
-        encoder: list[nn.Module] = [nn.Conv3d(1, half, 3, padding=1)]
+        encoder: list[nn.Module] = [_conv3(1, half, causal)]
         for i, halve_time in enumerate(stages):
             encoder += [nn.SiLU(), down(halve_time, half if i == 0 else c)]
-        encoder += [ResBlock3d(c, config.num_heads) for _ in range(config.num_res_blocks)]
-        encoder += [nn.GroupNorm(min(8, c), c), nn.SiLU(), nn.Conv3d(c, config.code_dim, 1)]
+        encoder += [ResBlock3d(c, config.num_heads, causal) for _ in range(config.num_res_blocks)]
+        encoder += [_norm3d(c, causal), nn.SiLU(), nn.Conv3d(c, config.code_dim, 1)]
         self.encoder = nn.Sequential(*encoder)
         self.quantizer = VectorQuantizer(
             config.num_codes, config.code_dim, config.beta, ema=config.ema, decay=config.decay,
-            restart_dead=config.restart_dead,
+            restart_dead=config.restart_dead, empty_code=config.empty_code,
         )  # fmt: skip
         decoder: list[nn.Module] = [nn.Conv3d(config.code_dim, c, 3, padding=1)]
         decoder += [ResBlock3d(c, config.num_heads) for _ in range(config.num_res_blocks)]
@@ -586,8 +701,17 @@ class ClipTokenizer(nn.Module):
         x = _as_video(video, self.config.image_size)
         self._check_frames(x.shape[1])
         z = self.encoder(rearrange(x, "b t h w -> b 1 t h w") * 2 - 1)
-        z_q, codes, stats = self.quantizer(rearrange(z, "b c t h w -> b t h w c"), update=update)
+        z_q, codes, stats = self.quantizer(rearrange(z, "b c t h w -> b t h w c"), update=update,
+                                           empty=self.empty_cells(x))
         return z_q, codes, stats
+
+    def empty_cells(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Bool (b t h w): latent cells whose pixel box holds no ink (None without empty_code)."""
+        if not self.config.empty_code:
+            return None
+        td, sd = self.config.time_down, self.config.space_down
+        peak = F.max_pool3d(rearrange(x.float(), "b t h w -> b 1 t h w"), (td, sd, sd))
+        return rearrange(peak < self.config.empty_threshold, "b 1 t h w -> b t h w")
 
     def _decode_latents(self, z_q: torch.Tensor) -> torch.Tensor:
         out = self.decoder(rearrange(z_q, "b t h w c -> b c t h w"))
@@ -687,7 +811,22 @@ def _make_targets():
         },
         notes="figures on 256 held-out 16-frame clips of test digits (seed 1234)",
     )
-    return frame, clip
+    compact = Target(
+        description=("compact 3D VQ-VAE, 16×64×64 → 4×8×8 codes of 256 with a reserved empty "
+                     "code (VideoGPT's tokenizer, sized for a CPU prior)"),
+        build_model=lambda preset: ClipTokenizer(ClipTokenizerConfig.compact(preset)),
+        build_dataset=_training_clips(16),
+        loss_fn=tokenizer_loss,
+        eval_batch=_held_out_clips(16),
+        schedules={
+            # ~0.75 s a step on 2 CPU cores with --bf16; 2,400 steps ≈ 30 minutes, 19k clips
+            "tiny": dict(steps=30, batch_size=2, lr=2e-3, warmup_steps=5),
+            "small": dict(steps=2400, batch_size=8, lr=1e-3, warmup_steps=50),
+            "full": dict(steps=30_000, batch_size=32, lr=5e-4, warmup_steps=500),
+        },
+        notes="figures on 256 held-out 16-frame clips of test digits (seed 1234)",
+    )
+    return frame, clip, compact
 
 
-FRAME_TOKENIZER_TARGET, CLIP_TOKENIZER_TARGET = _make_targets()
+FRAME_TOKENIZER_TARGET, CLIP_TOKENIZER_TARGET, COMPACT_TOKENIZER_TARGET = _make_targets()

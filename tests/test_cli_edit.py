@@ -10,8 +10,8 @@ from minivideo.__main__ import main
 from minivideo.pretrained import available_pretrained, pretrained
 
 pytestmark = pytest.mark.skipif(
-    not {"vqvae-clip", "videogpt-class", "videogpt-none"} <= set(available_pretrained()),
-    reason="needs the shipped vqvae-clip and videogpt checkpoints")
+    not {"vqvae-compact", "videogpt"} <= set(available_pretrained()),
+    reason="needs the shipped vqvae-compact and videogpt checkpoints")
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,11 @@ def test_a_region_is_repainted_and_the_rest_kept(clips, tmp_path):
         videos, mask = edited["videos"], edited["edit_mask"]
         assert videos.shape == (2, 16, 64, 64) and videos.dtype == np.uint8
         assert np.array_equal(edited["original"], original["videos"])
-    # the codes of frames 8-15 (code steps 2, 3) in the right half (columns 8-15), nothing else
-    expected = np.zeros((4, 16, 16), dtype=bool)
-    expected[2:, :, 8:] = True
+    # the codes of frames 8-15 (code steps 2, 3) in the right half (columns 4-7), nothing else
+    expected = np.zeros((4, 8, 8), dtype=bool)
+    expected[2:, :, 4:] = True
     assert (mask == expected).all()
-    tokenizer = pretrained("vqvae-clip")
+    tokenizer = pretrained(pretrained("videogpt").config.tokenizer)
     reconstruction = tokenizer.decode(tokenizer.encode(torch.from_numpy(original_videos(clips))))
     got = torch.from_numpy(videos).float() / 255
     # far from the region (frames 0-3, left half) the kept codes decode almost as before (the
@@ -82,4 +82,5 @@ def test_a_file_without_the_needed_arrays_is_refused(tmp_path, capsys):
     np.savez(wrong, videos=np.zeros((1, 8, 64, 64), dtype=np.uint8))
     with pytest.raises(SystemExit):
         main(["edit", str(wrong), "--region", "0,3", "--prior", "none", "--out", str(tmp_path / "y.npz")])
-    assert "'videos' must be uint8 (N, 16, 64, 64)" in capsys.readouterr().err
+    assert "'videos' has 8 frames per clip; expected an .npz holding 'videos', a uint8 array " \
+        "N×16×64×64" in capsys.readouterr().err

@@ -90,9 +90,9 @@ def write(folder, name, **arrays):
 @pytest.mark.parametrize(("make", "options", "message"), [
     (lambda f: f / "missing.npz", [], "SAMPLES file not found"),
     (lambda f: write(f, "novideo.npz", clips=np.zeros((2, 8, 64, 64), np.uint8)), [], "has no 'videos' array"),
-    (lambda f: write(f, "small.npz", videos=np.zeros((2, 8, 32, 32), np.uint8)), [], r"shape \(n, t, 64, 64\)"),
-    (lambda f: write(f, "short.npz", videos=np.zeros((2, 4, 64, 64), np.uint8)), [], "at least 8 frames"),
-    (lambda f: write(f, "int.npz", videos=np.zeros((2, 8, 64, 64), np.int32)), [], "uint8 or floating point"),
+    (lambda f: write(f, "small.npz", videos=np.zeros((2, 8, 32, 32), np.uint8)), [], r"'videos' has shape \(2, 8, 32, 32\)"),
+    (lambda f: write(f, "short.npz", videos=np.zeros((2, 4, 64, 64), np.uint8)), [], "4 frames per clip, fewer than 8"),
+    (lambda f: write(f, "int.npz", videos=np.zeros((2, 8, 64, 64), np.int32)), [], r"'videos' is int32; expected .* uint8 \(or float in \[0, 1\]\)"),
     (lambda f: write(f, "range.npz", videos=np.full((2, 8, 64, 64), 255.0, np.float32)), [], r"finite values in \[0, 1\]"),
     (lambda f: write(f, "nocap.npz", videos=np.zeros((2, 8, 64, 64), np.uint8)), ["--captions"], "has no 'captions' array"),
     (lambda f: write(f, "ok.npz", videos=np.zeros((2, 8, 64, 64), np.uint8)), ["--context-frames", "4"], "need --reference"),

@@ -1,5 +1,6 @@
-"""JupyterLab opens the course: the server starts from the installed environment and serves
-the notebooks, and every notebook's first code cell (its imports) runs on its own."""
+"""JupyterLab opens the course: `./course lab` starts the server from the installed environment
+(as root too) and serves the notebooks, and every notebook's first code cell (its imports) runs
+on its own."""
 
 from __future__ import annotations
 
@@ -39,36 +40,44 @@ def get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-def test_jupyter_lab_serves_the_notebooks(tmp_path):
-    jupyter = Path(sys.executable).parent / "jupyter"  # the environment the course installs
-    assert jupyter.exists(), f"no jupyter next to {sys.executable}: install with pip install -e '.[dev]'"
+def course_env(tmp_path: Path, venv: Path, **extra: str) -> dict[str, str]:
+    """Environment for `./course` that uses `venv` as it is (no install) and keeps the user's
+    Jupyter settings out of the way."""
+    return {**os.environ, "MINIVIDEO_VENV": str(venv), "MINIVIDEO_NO_INSTALL": "1",
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), **extra}
+
+
+def test_course_lab_serves_the_notebooks(tmp_path):
+    """`./course lab ARGS` itself, as the user running the tests (root in CI containers)."""
+    venv = Path(sys.executable).parent.parent  # the environment the course installs
+    assert (venv / "bin" / "jupyter").exists(), (
+        f"no jupyter in {venv}: install with pip install -e '.[dev]'")
     port, token = free_port(), "minivideo-test-token"
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}  # leave the user's settings alone
-    command = [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
-               "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={ROOT}"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers often run as root
-        command.append("--allow-root")
-    log = tmp_path / "server.log"  # a file, not a pipe: a full pipe would block the server
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=log.open("w"))
+    command = ["bash", str(ROOT / "course"), "lab", "--no-browser", f"--port={port}",
+               "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1",
+               f"--IdentityProvider.token={token}"]
+    out, log = tmp_path / "course.out", tmp_path / "server.log"  # files: a full pipe would block
+    server = subprocess.Popen(command, env=course_env(tmp_path, venv), stdout=out.open("w"),
+                              stderr=log.open("w"))  # the script execs jupyter: same process
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_LIMIT_S
         listed: set[str] = set()
         while time.monotonic() < deadline and server.poll() is None:
-            status, body = get(f"{base}/api/contents/notebooks?token={token}")
+            status, body = get(f"{base}/api/contents?token={token}")  # root: notebooks/
             if status == 200:
                 listed = {item["name"] for item in json.loads(body)["content"]}
                 break
             time.sleep(0.5)
-        assert server.poll() is None, "jupyter lab exited: " + log.read_text()[-2000:]
-        assert listed, f"jupyter lab did not serve /api/contents/notebooks within {STARTUP_LIMIT_S} s"
+        assert server.poll() is None, "./course lab exited: " + log.read_text()[-2000:]
+        assert listed, f"./course lab did not serve /api/contents within {STARTUP_LIMIT_S} s"
         assert {p.name for p in NOTEBOOKS} <= listed
         status, page = get(f"{base}/lab?token={token}")
         assert status == 200 and b"JupyterLab" in page, "the lab page itself is not served"
-        assert get(f"{base}/api/contents/notebooks")[0] == 403, "the server must require the token"
+        assert get(f"{base}/api/contents")[0] == 403, "the server must require the token"
+        as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        assert ("adding --allow-root" in out.read_text()) == as_root, out.read_text()
     finally:
         server.terminate()
         try:
@@ -76,6 +85,34 @@ def test_jupyter_lab_serves_the_notebooks(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.mark.parametrize(("uid", "args", "expected"), [
+    ("0", [], ["--allow-root"]),
+    ("0", ["--no-browser", "--port", "8890"], ["--no-browser", "--port", "8890", "--allow-root"]),
+    ("0", ["--allow-root"], ["--allow-root"]),
+    ("1000", [], []),
+    ("1000", ["--no-browser", "--ServerApp.ip=0.0.0.0"], ["--no-browser", "--ServerApp.ip=0.0.0.0"]),
+])
+def test_course_lab_passes_its_arguments_and_handles_root(tmp_path, uid, args, expected):
+    """What `./course lab ARGS` hands to jupyter, as root and as a user: a stand-in `jupyter`
+    prints its arguments, a stand-in `id` plays the user."""
+    venv, tools = tmp_path / "venv", tmp_path / "tools"
+    (venv / "bin").mkdir(parents=True)
+    tools.mkdir()
+    for path, body in [(venv / "bin" / "python", "exit 0"),
+                       (venv / "bin" / "jupyter", 'printf "%s\\n" "$@"'),
+                       (tools / "id", f"echo {uid}")]:
+        path.write_text(f"#!/usr/bin/env bash\n{body}\n")
+        path.chmod(0o755)
+    env = course_env(tmp_path, venv, PATH=f"{tools}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(["bash", str(ROOT / "course"), "lab", *args], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    passed = [line for line in result.stdout.splitlines() if not line.startswith("==> ")]
+    assert passed == ["lab", "notebooks", *expected]
+    assert ("==> running as root: adding --allow-root" in result.stdout) == (
+        uid == "0" and "--allow-root" not in args)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -282,7 +282,7 @@ def test_parse_digits_and_context(tmp_path):
     np.savez(path, videos=np.zeros((2, 10, 64, 64), np.float32))
     with pytest.raises(ValueError, match="uint8"):
         load_context(path, 8, num=1)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="--frames file not found"):
         load_context(tmp_path / "missing.npz", 8, num=1)
 
 

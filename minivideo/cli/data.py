@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from minivideo.cli.common import add_threads_option
 from minivideo.data.captions import MIN_FRAMES
 from minivideo.data.datasets import generate_arrays, save_clips
 from minivideo.data.mnist import SOURCES, SPLITS
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bundled 5k digits (offline) or full MNIST (downloaded)")
     parser.add_argument("--stochastic", action="store_true",
                         help="digits change direction at random times (Denton & Fergus)")
+    add_threads_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 

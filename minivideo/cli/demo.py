@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from minivideo.cli import sample
+from minivideo.cli.common import add_threads_option
 
 DEFAULT_PROMPT = "digit 3 moves left and digit 7 moves down"
 
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance", type=float, default=None,
                         help="classifier-free guidance weight (default: the model's)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best)")
+    add_threads_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     parser = argparse.ArgumentParser()
     sample.add_arguments(parser)
     argv = ["cogvideo", "--prompt", args.prompt, "--out", args.out, "--num", str(args.num),
-            "--seed", str(args.seed)]
+            "--seed", str(args.seed), "--threads", str(args.threads)]
     if args.guidance is not None:
         argv += ["--guidance", str(args.guidance)]
     if args.device is not None:

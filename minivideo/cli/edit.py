@@ -4,10 +4,11 @@
     python -m minivideo edit clips.npz --region 8,15 --box 0,32,64,64 --out edited.gif
     python -m minivideo edit clips.npz --trajectory 0 --prior class --new-digits 5,7 --out re.npz
 
-Video editing with the shipped VideoGPT prior (`minivideo.editing`): the clip tokenizer turns
-each clip into its 4×16×16 codes, the codes covering the region — frames FIRST..LAST inside a
-pixel box, or one digit's path through the clip (from the file's `positions`) — are re-sampled
-by the prior while every other code is kept, and the codes are decoded. ``--rounds R`` adds
+Video editing with the shipped VideoGPT prior (`minivideo.editing`): the prior's tokenizer turns
+each clip into its codes (4×8×8 for the one-prior `videogpt`), the codes covering the region —
+frames FIRST..LAST inside a pixel box, or one digit's path through the clip (from the file's
+`positions`) — are re-sampled by the prior while every other code is kept, and the codes are
+decoded. ``--rounds R`` adds
 Metropolis–Hastings rounds so that the kept codes *after* the region also shape it. With
 ``--prior class`` the digits named in the prefix come from the file's `digits`, or from
 ``--new-digits`` (ask for another digit along an edited trajectory). An ``.npz`` holds
@@ -18,13 +19,14 @@ Metropolis–Hastings rounds so that the kept codes *after* the region also shap
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 from einops import rearrange
 
+from minivideo.cli.common import add_threads_option
 from minivideo.cli.sample import checked_out_path, write_videos
+from minivideo.data.video_files import load_video_file
 from minivideo.viz import save_video, tile, to_uint8
 
 PRIORS = ("class", "none", "frames")
@@ -57,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--margin", type=int, default=2,
                         help="--trajectory: pixels added around the digit's box (default 2)")
     parser.add_argument("--prior", choices=PRIORS, default="class",
-                        help="which shipped VideoGPT prior re-samples (default class)")
+                        help="conditioning of the re-sampling prior: class (the file's digits "
+                             "or --new-digits), none or frames (default class); the shipped "
+                             "one-prior videogpt serves all three")
     parser.add_argument("--new-digits", default=None, metavar="A,B",
                         help="--prior class: the digits to ask for (default: the file's)")
     parser.add_argument("--rounds", type=int, default=0,
@@ -65,19 +69,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="OUT.npz, OUT.gif or OUT.mp4")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--fps", type=float, default=8, help="frames per second of a .gif/.mp4")
+    add_threads_option(parser)
+
+
+def _prior(name: str):
+    """The shipped one-prior VideoGPT (every conditioning), else the shipped prior `name`."""
+    from minivideo.models.videogpt import ONE_PRIOR
+    from minivideo.pretrained import available_pretrained, pretrained
+
+    return pretrained(ONE_PRIOR if ONE_PRIOR in available_pretrained() else f"videogpt-{name}")
 
 
 def _load_clips(path: str, need: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The arrays of CLIPS.npz, checked: videos (N, 16, 64, 64) uint8 and the keys in need."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"CLIPS.npz {path!r} not found (make one with `python -m "
-                                f"minivideo data --split test --num 4 --frames 16 --out FILE`)")
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    videos = arrays.get("videos")
-    if videos is None or videos.dtype != np.uint8 or videos.shape[1:] != (NUM_FRAMES, 64, 64):
-        got = "no 'videos'" if videos is None else f"{videos.dtype} {videos.shape}"
-        raise ValueError(f"{path}: 'videos' must be uint8 (N, {NUM_FRAMES}, 64, 64), got {got}")
+    arrays = load_video_file(path, "CLIPS.npz", frames=NUM_FRAMES)
     for key in need:
         if key not in arrays:
             raise ValueError(f"{path} has no {key!r} array, which this edit needs")
@@ -101,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     videos = torch.from_numpy(arrays["videos"])
     n = len(videos)
 
-    tokenizer, prior = pretrained("vqvae-clip"), pretrained(f"videogpt-{args.prior}")
+    prior = _prior(args.prior)
+    tokenizer = pretrained(prior.config.tokenizer)
     grid = tuple(tokenizer.latent_shape(NUM_FRAMES))
     if args.region is not None:
         first, last = _ints(args.region, 2, "--region")
@@ -123,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
             digits = torch.tensor([pair] * n)
         else:
             digits = torch.from_numpy(arrays["digits"].astype(np.int64))
-    frames = videos[:, : prior.config.context_frames] if args.prior == "frames" else None
+    # A one-prior model (NULL label) needs no separate context: the kept codes are the context.
+    cross_attends = prior.config.cond == "frames"
+    frames = videos[:, : prior.config.context_frames] if cross_attends else None
 
     check_tokenizer(prior, tokenizer)
     codes = tokenizer.encode(videos)  # (n, t, h, w)

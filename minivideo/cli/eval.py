@@ -27,9 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from minivideo.cli.common import add_threads_option
+from minivideo.data.video_files import load_video_file, read_npz
 from minivideo.metrics.captions import caption_accuracy
 from minivideo.metrics.frechet import frechet_distance
-from minivideo.metrics.judge import Judge, as_video_tensor, judge_features
+from minivideo.metrics.judge import MIN_FRAMES, Judge, judge_features
 from minivideo.metrics.prediction import prediction_error, split_context
 from minivideo.metrics.reference import DEGRADATIONS, degrade
 
@@ -52,24 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="judge checkpoint FILE.pt (default: the shipped checkpoints/judge.pt)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--batch-size", type=int, default=128, help="clips per judge pass")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: torch's choice)")
+    add_threads_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def load_videos(path: str | Path, what: str) -> dict[str, np.ndarray]:
-    """The arrays of an .npz holding 'videos' (N, T, 64, 64), uint8 or float in [0, 1]."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise ValueError(f"{what} must be an .npz file, got {str(path)!r}")
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    if "videos" not in arrays:
-        raise ValueError(f"{path} has no 'videos' array (it holds {sorted(arrays)})")
-    as_video_tensor(arrays["videos"], name=f"{path.name} 'videos'")  # shape, dtype, range
-    return arrays
+    """The arrays of an .npz holding 'videos' (N, T ≥ 8, 64, 64), uint8 or float in [0, 1]."""
+    return load_video_file(path, what, min_frames=MIN_FRAMES, floats=True)
 
 
 def load_judge(path: str | None) -> Judge:
@@ -92,10 +83,6 @@ def evaluate(args: argparse.Namespace) -> dict[str, float | int | str]:
     needs_reference = args.reference_points or args.context_frames is not None
     if needs_reference and args.reference is None:
         raise ValueError("--reference-points and --context-frames need --reference REAL.npz")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be a positive int, got {args.threads}")
-        torch.set_num_threads(args.threads)
     samples = load_videos(args.samples, "SAMPLES")
     videos = samples["videos"]
     reference = load_videos(args.reference, "--reference")["videos"] if args.reference else None
@@ -155,10 +142,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, float | int | str]:
 
 def load_videos_or_captions(path: str) -> dict[str, np.ndarray]:
     """The arrays of a --captions file (it may hold captions only)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--captions file not found: {path}")
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    return read_npz(path, "--captions", "expected an .npz holding 'captions', an array of strings")
 
 
 def format_table(results: dict) -> str:

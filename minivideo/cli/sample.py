@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minivideo.cli.common import add_threads_option
 from minivideo.cli.train import CONDITIONS
 from minivideo.viz import save_video, tile
 
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="videos per forward pass")
     parser.add_argument("--fps", type=float, default=8, help="frames per second of a .gif/.mp4")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best)")
+    add_threads_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 

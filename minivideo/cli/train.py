@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from minivideo.checkpoints import write_manifest
+from minivideo.checkpoints import export_weights, save_checkpoint, write_manifest
 from minivideo.train import Target, fit
 from minivideo.utils import pick_device
 
@@ -36,10 +36,12 @@ CONDITIONS = ("none", "class", "frames")
 TARGETS: dict[str, str] = {
     "vqvae-frame": "minivideo.vqvae:FRAME_TOKENIZER_TARGET",
     "vqvae-clip": "minivideo.vqvae:CLIP_TOKENIZER_TARGET",
+    "vqvae-compact": "minivideo.vqvae:COMPACT_TOKENIZER_TARGET",
     "digit-classifier": "minivideo.metrics.digit_classifier:TARGET",
     "judge": "minivideo.metrics.judge:TARGET",
     "image-prior": "minivideo.models.image_prior:TARGET",
     "videogpt": "minivideo.models.videogpt:target",
+    "videogpt-compact": "minivideo.models.videogpt_compact:TARGET",
     "cogview": "minivideo.models.cogvideo:COGVIEW",
     "cogvideo-keyframes": "minivideo.models.cogvideo:KEYFRAMES",
     "cogvideo-interp": "minivideo.models.cogvideo:INTERPOLATION",
@@ -51,9 +53,11 @@ TARGETS: dict[str, str] = {
 EVALUATIONS: dict[str, str] = {
     "vqvae-frame": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
     "vqvae-clip": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
+    "vqvae-compact": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
     "digit-classifier": "minivideo.metrics.digit_classifier:evaluate_classifier",
     "judge": "minivideo.metrics.judge:evaluate_judge",
     "videogpt": "minivideo.metrics.videogpt_quality:evaluate_videogpt",
+    "videogpt-compact": "minivideo.metrics.videogpt_quality:evaluate_videogpt",
     "cogview": "minivideo.metrics.cogvideo_quality:evaluate_cogview",
     "cogvideo-keyframes": "minivideo.metrics.cogvideo_quality:evaluate_keyframes",
     "cogvideo-interp": "minivideo.metrics.cogvideo_quality:evaluate_interpolation",
@@ -102,9 +106,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bf16 autocast on the CPU (1.7-2x faster on CPUs with AVX512-BF16 "
+                             "or AMX; benchmarks/cpu_training.py measures it)")
     parser.add_argument("--workers", type=int, default=0,
                         help="DataLoader worker processes that make batches (default 0)")
     parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps")
+    parser.add_argument("--keep-every", type=int, default=0,
+                        help="also keep the weights every N steps as OUT-stepNNNNNN.pt, with "
+                             "the training seconds so far (for learning curves; default 0)")
     parser.add_argument("--eval-every", type=int, default=0,
                         help="every N steps, the loss on a fixed held-out batch (the target's "
                              "eval_batch; else a fixed training batch), shown in the progress "
@@ -112,6 +122,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-eval", action="store_true",
                         help="skip the held-out evaluation written to the manifest")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--export", default=None,
+                        help="also write a weights-only copy FILE.pt (no optimiser state; for "
+                             "shipping) with its own manifest")
 
 
 # Options that do not change what the run writes, left out of the manifest's command: a resumed
@@ -145,6 +158,25 @@ def command_line(args: argparse.Namespace) -> str:
                      shlex.quote(str(args.out))])
 
 
+def keep_path(out: Path, step: int) -> Path:
+    """Where `--keep-every` keeps the weights of a step: OUT-stepNNNNNN.pt beside OUT."""
+    return out.with_name(f"{out.stem}-step{step:06d}.pt")
+
+
+def _keeper(out: Path, model: torch.nn.Module, model_config: dict | None, every: int):
+    """An `on_step` hook that keeps the weights every `every` steps (None when every is 0)."""
+    if not every:
+        return None
+
+    def keep(step: int, record: dict) -> None:
+        done = step + 1
+        if done % every == 0 and (not dist.is_initialized() or dist.get_rank() == 0):
+            save_checkpoint(keep_path(out, done), model=model, model_config=model_config,
+                            step=done, seconds=record["seconds"])
+
+    return keep
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -156,11 +188,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".pt":
         raise ValueError(f"--out must be a file name ending in .pt, got {args.out!r}")
+    if args.export is not None and (Path(args.export).suffix != ".pt"
+                                    or Path(args.export).resolve() == out.resolve()):
+        raise ValueError(f"--export must be another file name ending in .pt, got "
+                         f"{args.export!r}")
     for flag in ("steps", "batch_size", "threads"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be a positive int, got {value}")
-    for flag in ("workers", "save_every", "eval_every"):
+    for flag in ("workers", "save_every", "eval_every", "keep_every"):
         value = getattr(args, flag)
         if value < 0:
             raise ValueError(f"--{flag.replace('_', '-')} must be an int >= 0, got {value}")
@@ -171,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     config = target.train_config(
         args.config, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, save_every=args.save_every, eval_every=args.eval_every,
-        num_workers=args.workers, progress=not args.no_progress,
+        num_workers=args.workers, progress=not args.no_progress, cpu_bf16=args.bf16,
     )  # fmt: skip
     torch.manual_seed(args.seed)  # the model's initial weights
     model = target.build_model(args.config)
@@ -183,8 +219,10 @@ def run(args: argparse.Namespace) -> int:
     eval_fn = (target.periodic_eval(args.config, config.batch_size, dataset)
                if args.eval_every else None)
     began = time.perf_counter()
+    keeper = _keeper(out, model, model_config, args.keep_every)
     result = fit(model, target.loss_fn, dataset, config, checkpoint=out, resume=args.resume,
-                 eval_fn=eval_fn, model_config=model_config, collate_fn=target.collate_fn)
+                 eval_fn=eval_fn, model_config=model_config, collate_fn=target.collate_fn,
+                 **({"on_step": keeper} if keeper else {}))
     seconds = time.perf_counter() - began
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return 0
@@ -202,8 +240,11 @@ def run(args: argparse.Namespace) -> int:
             metrics = evaluate(model)
         print("held-out: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                                        if isinstance(v, (int, float))))
-    manifest = write_manifest(out, command=command_line(args), data_seed=args.seed,
-                              train_seconds=seconds, device=_device_name(pick_device(args.device)),
-                              metrics=metrics, notes=target.notes)
-    print(f"wrote {manifest}")
+    total = result.history[-1].get("seconds", seconds) if result.history else seconds
+    for path in [out] + ([export_weights(out, args.export)] if args.export else []):
+        manifest = write_manifest(path, command=command_line(args), data_seed=args.seed,
+                                  train_seconds=total,
+                                  device=_device_name(pick_device(args.device)), metrics=metrics,
+                                  notes=target.notes)
+        print(f"wrote {manifest}")
     return 0

@@ -41,6 +41,7 @@ from minivideo.data.moving_mnist import (
     official_test_path,
     open_official_test_set,
 )
+from minivideo.data.video_files import read_npz
 
 INFINITE = 2**31 - 1  # "num_clips=None": as many distinct clips as a DataLoader can index
 _SPLIT_STREAM = {"train": 0, "test": 1}  # train and test clips come from disjoint seed streams
@@ -202,8 +203,7 @@ def save_clips(path: str | Path, arrays: dict) -> Path:
 
 def load_clips(path: str | Path) -> dict:
     """Read an .npz of `save_clips` (or `python -m minivideo data`) into a dict of arrays."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
+    arrays = read_npz(path, "clips file", "expected an .npz written by save_clips")
     if "videos" not in arrays or arrays["videos"].ndim != 4 or arrays["videos"].dtype != np.uint8:
         raise ValueError(f"{path}: expected a 'videos' array of uint8 (n, t, h, w)")
     return arrays

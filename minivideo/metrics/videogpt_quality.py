@@ -17,7 +17,7 @@
 
 The judge is `pretrained("judge")`; if it is not there yet, the judge's figures are left out.
 
-    python -m minivideo.metrics.videogpt_quality checkpoints/videogpt-frames.pt --clips 64
+    python -m minivideo.metrics.videogpt_quality checkpoints/videogpt.pt --clips 64
 """
 
 from __future__ import annotations
@@ -85,10 +85,11 @@ def evaluate_videogpt(model: nn.Module, num_clips: int = 64, tokenizer: nn.Modul
         raise TypeError(f"model must be a VideoGPT, got {type(model).__name__}")
     if not isinstance(num_clips, int) or num_clips < 2:
         raise ValueError(f"num_clips must be an int >= 2 (Fréchet needs 2), got {num_clips!r}")
-    tokenizer = tokenizer if tokenizer is not None else _load("vqvae-clip")
+    name = model.config.tokenizer
+    tokenizer = tokenizer if tokenizer is not None else _load(name)
     if tokenizer is None:
-        raise FileNotFoundError("evaluate_videogpt needs the clip tokenizer: "
-                                "checkpoints/vqvae-clip.pt")
+        raise FileNotFoundError(f"evaluate_videogpt needs the prior's tokenizer: "
+                                f"checkpoints/{name}.pt")
     judge = judge if judge is not None else _load("judge")
     model, tokenizer = model.cpu().eval(), tokenizer.cpu().eval()
     check_tokenizer(model, tokenizer)
@@ -108,6 +109,11 @@ def evaluate_videogpt(model: nn.Module, num_clips: int = 64, tokenizer: nn.Modul
     samples = sample_clips(model, tokenizer, num_clips, seed=seed, batch_size=batch_size,
                            **condition)
     results["samples_per_second_cpu"] = num_clips / (time.perf_counter() - began)
+    if config.null_class:  # one prior, three conditionings: measure each
+        results.update(_one_prior_figures(model, tokenizer, judge, clips, codes, samples, seed,
+                                          batch_size))
+        results["judge_available"] = float(judge is not None)
+        return {name: round(float(value), 4) for name, value in results.items()}
     if config.cond == "frames":
         future = video[:, k:]
         recon = torch.cat([tokenizer.decode(codes[s : s + batch_size])
@@ -142,6 +148,65 @@ def evaluate_videogpt(model: nn.Module, num_clips: int = 64, tokenizer: nn.Modul
     return {name: round(float(value), 4) for name, value in results.items()}
 
 
+def _prediction_figures(prediction: torch.Tensor, video: torch.Tensor, codes: torch.Tensor,
+                        tokenizer: nn.Module, k: int, batch_size: int) -> dict[str, float]:
+    """Per-frame MSE/SSIM/PSNR of predicted futures, the tokenizer's floor, copy-last-frame."""
+    future = video[:, k:]
+    recon = torch.cat([tokenizer.decode(codes[s : s + batch_size])
+                       for s in range(0, len(codes), batch_size)])
+    scored = {"": prediction[:, k:], "tokenizer_": recon[:, k:],
+              "copy_last_": video[:, k - 1 : k].expand_as(future)}
+    results: dict[str, float] = {}
+    for prefix, predicted in scored.items():
+        error = prediction_error(predicted, future)
+        results.update({f"{prefix}{name}": value for name, value in error.mean.items()})
+    results["context_frames"] = float(k)
+    results["future_frames"] = float(video.shape[1] - k)
+    return results
+
+
+def _one_prior_figures(model: VideoGPT, tokenizer: nn.Module, judge: nn.Module | None,
+                       clips: dict, codes: torch.Tensor, class_samples: torch.Tensor, seed: int,
+                       batch_size: int) -> dict[str, float]:
+    """A prior with a NULL label: class reads, unconditional Fréchet, and prediction from the
+    context's own codes (forced), all on the same test clips."""
+    video, digits = clips["video"], clips["digits"]
+    n, k = len(video), PREDICTION_CONTEXT
+    results: dict[str, float] = {}
+    # Prediction: the first k frames are encoded on their own (nothing of the future leaks).
+    given = torch.cat([tokenizer.encode(video[s : s + batch_size, :k])
+                       for s in range(0, n, batch_size)])
+    predicted = sample_clips(model, tokenizer, n, given=given, seed=seed + 1,
+                             batch_size=batch_size)
+    predicted = torch.cat([video[:, :k].float() / 255, predicted[:, k:]], dim=1)
+    results.update(_prediction_figures(predicted, video, codes, tokenizer, k, batch_size))
+    unconditional = sample_clips(model, tokenizer, n, seed=seed + 2, batch_size=batch_size)
+    if judge is not None:
+        guided = sample_clips(model, tokenizer, n, digits=digits, guidance=GUIDANCE,
+                              seed=seed + 3, batch_size=batch_size)
+        results["judge_reads_requested_guided"] = judge_reads(judge, guided, digits)
+        results["guidance"] = GUIDANCE
+        results["judge_reads_requested"] = judge_reads(judge, class_samples, digits)
+        results["judge_reads_real"] = judge_reads(judge, video, digits)
+        results["judge_digits_predicted"] = judge_reads(judge, predicted[:, k:], digits)
+        results["judge_digits_true_future"] = judge_reads(judge, video[:, k:], digits)
+        # the ceiling of any prior through this tokenizer: the judge on the real clips' codes
+        decoded = torch.cat([tokenizer.decode(codes[s : s + batch_size])
+                             for s in range(0, n, batch_size)])
+        results["judge_reads_tokenizer"] = judge_reads(judge, decoded, digits)
+        real = judge_features(judge, video)
+        other = test_clips(n, NUM_FRAMES, seed=4321)["video"]  # disjoint real clips
+        first = other[:, :1].expand_as(other)  # the "first frame repeated" reference
+        results["frechet_samples"] = frechet_distance(judge_features(judge, unconditional), real)
+        results["frechet_real_vs_real"] = frechet_distance(judge_features(judge, other), real)
+        results["frechet_first_frame_repeated"] = frechet_distance(
+            judge_features(judge, first), real)
+    return results
+
+
+GUIDANCE = 2.0  # the classifier-free guidance weight also measured for class samples
+PREDICTION_CONTEXT = 8  # frames given to a one-prior model (2 latent steps of 4 frames)
+
 PUBLISHED_MSE = "ConvLSTM ≈ 103, PredRNN ≈ 57, SimVP ≈ 24 (10 → 10, deterministic, GPU-trained)"
 
 
@@ -171,15 +236,22 @@ def quality_table(figures: dict[str, dict[str, float]]) -> str:
                          f"{pct(row, 'judge_digits_predicted')} | in the true future: "
                          f"{pct(row, 'judge_digits_true_future')} |")
         elif cond == "class":
+            guided = (f" (guidance {row['guidance']:g}: {pct(row, 'judge_reads_requested_guided')})"
+                      if "judge_reads_requested_guided" in row else "")
+            through = (f"; through the tokenizer: {pct(row, 'judge_reads_tokenizer')}"
+                       if "judge_reads_tokenizer" in row else "")
             lines.append(f"| class | {bits} | judge reads the requested digits | "
-                         f"{pct(row, 'judge_reads_requested')} | in real clips: "
-                         f"{pct(row, 'judge_reads_real')} |")
+                         f"{pct(row, 'judge_reads_requested')}{guided} | in real clips: "
+                         f"{pct(row, 'judge_reads_real')}{through} |")
         else:
             n = int(row.get("test_clips", 0))
+            refs = [f"real vs real {get(row, 'frechet_real_vs_real')}"]
+            if "frechet_tokenizer" in row:
+                refs.append(f"tokenizer {get(row, 'frechet_tokenizer')}")
+            if "frechet_first_frame_repeated" in row:
+                refs.append(f"first frame repeated {get(row, 'frechet_first_frame_repeated')}")
             lines.append(f"| none | {bits} | Fréchet distance of judge features ({n} clips) | "
-                         f"{get(row, 'frechet_samples')} | real vs real "
-                         f"{get(row, 'frechet_real_vs_real')}; tokenizer "
-                         f"{get(row, 'frechet_tokenizer')} |")
+                         f"{get(row, 'frechet_samples')} | {'; '.join(refs)} |")
     return "\n".join(lines)
 
 

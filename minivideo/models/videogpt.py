@@ -39,8 +39,8 @@ Vocabulary: ids [0, num_codes) are codes, num_codes + d is the class token of di
 num_codes + 10 is BOS. Sampling allows only code ids after the prefix, so sampled codes are
 always valid.
 
-    python -m minivideo train videogpt --cond frames --config small \\
-        --out checkpoints/videogpt-frames.pt
+    python -m minivideo train videogpt --cond frames --config small --out runs/videogpt-frames.pt
+    (the shipped prior is the CPU recipe's: minivideo.models.videogpt_compact)
     python -m minivideo sample videogpt --cond class --digits 3,7 --num 4 --out samples.gif
 """
 
@@ -100,10 +100,25 @@ class VideoGPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     backend: str = "auto"  # attention backend of the GPT (see minivideo.attention)
+    # The shipped tokenizer whose codes this prior models (its decoder turns samples to pixels).
+    tokenizer: str = "vqvae-clip"
+    # "class" only: a NULL pair token that stands for "no label". Trained with class_dropout, one
+    # prior is then also unconditional (NULL prefix), a predictor (NULL prefix + the context's
+    # codes forced), and gives the unconditional logits that classifier-free guidance needs.
+    null_class: bool = False
+    class_dropout: float = 0.0  # training: probability that a clip's label is replaced by NULL
 
     def __post_init__(self) -> None:
         if self.cond not in CONDITIONS:
             raise ValueError(f"cond must be one of {CONDITIONS}, got {self.cond!r}")
+        if not isinstance(self.tokenizer, str) or not self.tokenizer:
+            raise ValueError(f"tokenizer must be a shipped tokenizer's name, got "
+                             f"{self.tokenizer!r}")
+        if self.null_class and self.cond != "class":
+            raise ValueError(f"null_class needs cond='class', got cond={self.cond!r}")
+        if not 0.0 <= self.class_dropout < 1.0 or (self.class_dropout and not self.null_class):
+            raise ValueError(f"class_dropout must be in [0, 1) and needs null_class=True, got "
+                             f"{self.class_dropout!r} (null_class={self.null_class})")
         self.grid = tuple(self.grid)  # a checkpoint's JSON gives a list
         if len(self.grid) != 3 or not all(isinstance(g, int) and g >= 1 for g in self.grid):
             raise ValueError(f"grid must be (t, h, w) of positive ints, got {self.grid!r}")
@@ -155,9 +170,14 @@ class VideoGPTConfig:
         return self.num_codes + NUM_CLASSES
 
     @property
+    def null(self) -> int | None:
+        """The id of the NULL class token (after BOS), or None without null_class."""
+        return self.num_codes + NUM_CLASSES + 1 if self.null_class else None
+
+    @property
     def vocab_size(self) -> int:
-        """Codes, class tokens, BOS."""
-        return self.num_codes + NUM_CLASSES + 1
+        """Codes, class tokens, BOS (and NULL)."""
+        return self.num_codes + NUM_CLASSES + 1 + int(self.null_class)
 
     @classmethod
     def preset(cls, name: str, cond: str = "none", **sizes) -> VideoGPTConfig:
@@ -267,7 +287,7 @@ class VideoGPT(nn.Module):
             raise ValueError(f"digits were given, but this model has cond={cond!r}")
         if cond != "frames" and frames is not None:
             raise ValueError(f"frames were given, but this model has cond={cond!r}")
-        if cond == "class":
+        if cond == "class" and not (digits is None and config.null_class):
             if digits is None:
                 raise ValueError("this model has cond='class': pass digits (b, 2), e.g. [[3, 7]]")
             if not isinstance(digits, torch.Tensor) or digits.is_floating_point():
@@ -299,6 +319,9 @@ class VideoGPT(nn.Module):
     def prefix(self, batch: int, digits: torch.Tensor | None = None) -> torch.Tensor:
         """Prefix tokens (b, prefix_len): the sorted digit tokens ("class"), else BOS."""
         device = self.gpt.tok_emb.weight.device
+        if self.config.cond == "class" and digits is None:  # no label: the NULL pair
+            return torch.full((batch, DIGITS_PER_CLIP), self.config.null, dtype=torch.long,
+                              device=device)
         if self.config.cond == "class":
             pair = torch.sort(digits.long(), dim=1).values  # {7, 3} and {3, 7}: one class
             return (pair + self.config.num_codes).to(device)
@@ -356,6 +379,10 @@ class VideoGPT(nn.Module):
                              f"[{int(codes.min())}, {int(codes.max())}]")
         self._check_condition(codes.shape[0], digits, frames)
         tokens = self.sequence(codes, digits)
+        if self.training and config.class_dropout > 0:
+            # Condition dropout: some clips train the unconditional (NULL) model.
+            drop = torch.rand(tokens.shape[0], device=tokens.device) < config.class_dropout
+            tokens[drop, : config.prefix_len] = config.null
         # Position i predicts token i + 1; the prefix is given, so only codes are scored.
         targets = tokens[:, 1:].clone()
         targets[:, : config.prefix_len - 1] = -100
@@ -374,16 +401,40 @@ class VideoGPT(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
+        guidance: float = 1.0,
+        given: torch.Tensor | None = None,
         progress: bool = False,
     ) -> torch.Tensor:
-        """num code grids (num, t, h, w), drawn with the KV cache; only code ids are allowed."""
+        """num code grids (num, t, h, w), drawn with the KV cache; only code ids are allowed.
+
+        given: codes (num, t0, h, w) of the first t0 latent steps, kept as they are (prediction:
+        the codes of the context frames); the prior samples the rest. guidance > 1 ("class"
+        with null_class): classifier-free guidance against the NULL prefix.
+        """
         if not isinstance(num, int) or isinstance(num, bool) or num < 1:
             raise ValueError(f"num must be a positive int, got {num!r}")
         self._check_condition(num, digits, frames)
+        prefix = self.prefix(num, digits)
+        if given is not None:
+            t, h, w = self.config.grid
+            if (not isinstance(given, torch.Tensor) or given.is_floating_point()
+                    or given.dim() != 4 or given.shape[0] != num or tuple(given.shape[2:]) != (h, w)
+                    or not 0 < given.shape[1] < t):
+                raise ValueError(f"given must be integer codes ({num}, t0, {h}, {w}) with "
+                                 f"0 < t0 < {t}, got {_describe(given)}")
+            flat = rearrange(given.long(), "b t h w -> b (t h w)").to(prefix.device)
+            prefix = torch.cat([prefix, flat], dim=1)
+        uncond = None
+        if guidance != 1.0:
+            if not self.config.null_class or digits is None:
+                raise ValueError("guidance needs a class prior with null_class and digits")
+            uncond = prefix.clone()
+            uncond[:, : self.config.prefix_len] = self.config.null
         out = generate(
-            self.gpt, self.prefix(num, digits), self.config.num_tokens,
+            self.gpt, prefix, self.config.num_tokens + self.config.prefix_len - prefix.shape[1],
             context=self.encode_context(frames), allowed=self.code_ids(), seed=seed,
             temperature=temperature, top_k=top_k, top_p=top_p, progress=progress,
+            uncond_prefix=uncond, guidance=guidance,
         )  # fmt: skip
         return self.codes_of(out.tokens)
 
@@ -442,6 +493,7 @@ def sample_clips(
     tokenizer.eval()
     model._check_condition(num, digits, frames)
     device = next(tokenizer.parameters()).device
+    given = sampling.pop("given", None)
     videos = []
     for i, start in enumerate(range(0, num, batch_size)):
         part = slice(start, min(num, start + batch_size))
@@ -449,6 +501,7 @@ def sample_clips(
             part.stop - part.start,
             digits=digits[part] if digits is not None else None,
             frames=frames[part] if frames is not None else None,
+            given=given[part] if given is not None else None,
             seed=seed + i, progress=progress, **sampling,
         )  # fmt: skip
         videos.append(tokenizer.decode(codes.to(device)).cpu())
@@ -608,19 +661,9 @@ def parse_digits(text: str | None) -> list[int]:
 
 def load_context(path: str | Path, context_frames: int, num: int) -> torch.Tensor:
     """The first k frames (num, k, 64, 64) uint8 of the clips in an .npz's 'videos' (cycled)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--frames file not found: {path}")
-    with np.load(path, allow_pickle=False) as data:
-        if "videos" not in data:
-            raise ValueError(f"{path} must hold an array 'videos' (N, T, 64, 64); found "
-                             f"{sorted(data.files)}")
-        videos = data["videos"]
-    if videos.ndim == 3:
-        videos = videos[None]  # one clip (T, 64, 64)
-    if videos.ndim != 4 or videos.shape[2:] != (64, 64) or videos.dtype != np.uint8:
-        raise ValueError(f"{path}: 'videos' must be uint8 (N, T, 64, 64), got "
-                         f"{_describe(videos)}")
+    from minivideo.data.video_files import load_video_file  # the one reader of video files
+
+    videos = load_video_file(path, "--frames", single_clip=True)["videos"]
     if videos.shape[1] < context_frames:
         raise ValueError(f"wrong context length: the model needs the first {context_frames} "
                          f"frames, {path} has {videos.shape[1]}")
@@ -628,10 +671,38 @@ def load_context(path: str | Path, context_frames: int, num: int) -> torch.Tenso
     return torch.from_numpy(np.ascontiguousarray(videos[index, :context_frames]))
 
 
+@torch.no_grad()
+def predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, *, seed: int = 0,
+                  batch_size: int = 16, progress: bool = False, **sampling) -> torch.Tensor:
+    """Video prediction with a one-prior model (`null_class`): the k context frames (b k H W)
+    are encoded on their own, their codes forced, the rest sampled. Returns float [0, 1]
+    (b, T, H, W): the given frames, then the decoded future."""
+    if not model.config.null_class:
+        raise ValueError("predict_clips needs a prior with null_class (the one-prior recipe); "
+                         "a cond='frames' prior takes frames=... in sample_clips")
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 4:
+        raise ValueError(f"frames must be a (b, k, H, W) tensor, got {_describe(frames)}")
+    k = frames.shape[1]
+    if k % model.config.time_down or not 0 < k < model.config.num_frames:
+        raise ValueError(f"frames must hold a multiple of {model.config.time_down} frames, "
+                         f"fewer than {model.config.num_frames}; got {k}")
+    device = next(tokenizer.parameters()).device
+    given = torch.cat([tokenizer.eval().encode(frames[s : s + batch_size].to(device)).cpu()
+                       for s in range(0, len(frames), batch_size)])
+    clips = sample_clips(model, tokenizer, len(frames), given=given, seed=seed,
+                         batch_size=batch_size, progress=progress, **sampling)
+    context = frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
+    return torch.cat([context.cpu(), clips[:, k:]], dim=1)
+
+
+# The shipped one-prior VideoGPT (class, unconditional and prediction in one checkpoint).
+ONE_PRIOR = "videogpt"
+
+
 def sample_videos(args) -> dict[str, np.ndarray]:
     """`python -m minivideo sample videogpt`: {'videos': uint8 (N, 16, 64, 64), extras}."""
     from minivideo.checkpoints import build_model_from_checkpoint
-    from minivideo.pretrained import pretrained
+    from minivideo.pretrained import available_pretrained, pretrained
 
     cond = getattr(args, "cond", "none") or "none"
     if cond not in CONDITIONS:
@@ -640,18 +711,27 @@ def sample_videos(args) -> dict[str, np.ndarray]:
         raise ValueError(f"--digits is only used with --cond class (got --cond {cond})")
     if cond != "frames" and args.frames is not None:
         raise ValueError(f"--frames is only used with --cond frames (got --cond {cond})")
+    guidance = getattr(args, "guidance", None)
+    if guidance is not None and cond != "class":
+        raise ValueError(f"--guidance is only used with --cond class (got --cond {cond})")
     device = pick_device(args.device)
     if args.checkpoint is not None:
         model = build_model_from_checkpoint(args.checkpoint)
+    elif ONE_PRIOR in available_pretrained():
+        model = pretrained(ONE_PRIOR)
     else:
         model = pretrained(f"videogpt-{cond}")
     if not isinstance(model, VideoGPT):
         raise TypeError(f"{args.checkpoint} is not a VideoGPT checkpoint")
-    if model.config.cond != cond:
+    one_prior = model.config.null_class  # serves every conditioning
+    if model.config.cond != cond and not one_prior:
         raise ValueError(f"the checkpoint's model has cond={model.config.cond!r}, "
                          f"but --cond {cond} was asked")
+    if guidance is not None and not one_prior:
+        raise ValueError("--guidance needs a prior trained with a NULL label (the one-prior "
+                         "recipe, videogpt-compact)")
     model = model.to(device).eval()
-    tokenizer = pretrained("vqvae-clip", device=device)
+    tokenizer = pretrained(model.config.tokenizer, device=device)
     extras: dict[str, np.ndarray] = {}
     digits = frames = None
     if cond == "class":
@@ -662,11 +742,15 @@ def sample_videos(args) -> dict[str, np.ndarray]:
             raise ValueError("--cond frames needs --frames CONTEXT.npz holding 'videos'")
         frames = load_context(args.frames, model.config.context_frames, args.num)
         extras["context"] = frames.numpy()
-    videos = sample_clips(
-        model, tokenizer, args.num, digits=digits, frames=frames, seed=args.seed,
-        batch_size=args.batch_size, progress=not args.no_progress,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-    )  # fmt: skip
+    sampling = dict(seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
+                    temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    if one_prior and cond == "frames":
+        videos = predict_clips(model, tokenizer, frames, **sampling)
+    else:
+        if guidance is not None:
+            sampling["guidance"] = guidance
+        videos = sample_clips(model, tokenizer, args.num, digits=digits,
+                              frames=frames if not one_prior else None, **sampling)
     return {"videos": (videos.numpy() * 255 + 0.5).astype(np.uint8), **extras}
 
 
@@ -674,5 +758,6 @@ __all__ = [
     "CONDITIONS", "ClipCodes", "ContextEncoder", "NUM_CLIPS", "PRESETS", "SCHEDULES", "VideoGPT",
     "schedules",
     "VideoGPTConfig", "build_dataset", "build_model", "check_tokenizer", "encode_clips",
-    "load_context", "parse_digits", "sample_clips", "sample_videos", "target", "videogpt_loss",
+    "load_context", "parse_digits", "predict_clips", "sample_clips", "sample_videos", "target",
+    "videogpt_loss", "ONE_PRIOR",
 ]

@@ -1,0 +1,131 @@
+"""The CPU recipe of VideoGPT: one prior over the compact tokenizer's 256 codes per clip.
+
+Why a second recipe. `videogpt.py`'s priors model the 1,024 codes per clip of `vqvae-clip`, and
+a 2-core CPU cannot train them far enough to draw digits (the judge read 2% of their samples).
+This recipe changes the two things that decided it:
+
+* **The token stream.** `vqvae-compact` (`ClipTokenizerConfig.compact`) codes a 16-frame clip as
+  4×8×8 = 256 codes from a codebook of 256, where code 0 is reserved for a (4-frame × 8×8-pixel)
+  box without ink. Two thirds of a Moving MNIST clip is background; the prior now predicts it
+  almost for free and spends its capacity on the digits.
+* **The data.** Clips are generated on the fly (a new pair of training digits on a new path in
+  every clip of every step) and encoded batch by batch in the collate function, so the prior
+  never sees a clip twice.
+
+One prior serves the three conditionings (condition dropout): it is a class prior
+(`cond="class"`) with a NULL label that replaces the digits of 10% of the training clips.
+
+* class → video: prefix [d_lo, d_hi], optionally guided against the NULL prefix;
+* unconditional: prefix [NULL, NULL];
+* prediction: prefix [NULL, NULL] and the codes of the context frames forced, the rest sampled.
+  The context (8 frames = the first 2 latent steps) is encoded on its own, so nothing of the
+  future leaks into it. VideoGPT itself conditions on frames by cross-attention to a separate
+  encoder (our `cond="frames"`); here the codes of the past *are* the condition, which costs no
+  extra network and shares everything the prior learned about drawing digits.
+
+    python -m minivideo train videogpt-compact --config small --bf16 --out runs/videogpt.pt
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, default_collate
+
+from minivideo.data import MovingMNIST, MovingMNISTConfig
+from minivideo.models.videogpt import VideoGPT, VideoGPTConfig, videogpt_loss
+from minivideo.train import Target
+
+TOKENIZER = "vqvae-compact"
+NUM_FRAMES = 16
+CONTEXT_FRAMES = 8  # prediction: 8 given frames = the first 2 of 4 latent steps
+
+
+def stream(split: str = "train", seed: int = 0, num_clips: int | None = None) -> Dataset:
+    """Moving MNIST clips made on demand (endless for num_clips=None): {'video', 'digits'}."""
+    return MovingMNIST(split, num_clips=num_clips, seed=seed,
+                       config=MovingMNISTConfig(num_frames=NUM_FRAMES),
+                       transform=lambda item: {"video": item["video"], "digits": item["digits"]})
+
+
+@functools.cache
+def _tokenizer(name: str) -> nn.Module:
+    # The front door (pretrained) sits above this layer; imported only when a run needs it.
+    from minivideo.pretrained import pretrained
+
+    return pretrained(name).cpu().eval()
+
+
+class EncodeBatch:
+    """A collate function: stack the clips, then encode the whole batch with a frozen tokenizer.
+
+    Encoding in the loader (in float32, as at sampling time) keeps the data fresh without a
+    cache: the encoder's forward pass costs about half a prior's training step per clip.
+    """
+
+    def __init__(self, tokenizer: str | nn.Module = TOKENIZER) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        """[{'video', 'digits'}] → {'codes' (b t h w), 'digits' (b 2)}."""
+        batch = default_collate(items)
+        tok = _tokenizer(self.tokenizer) if isinstance(self.tokenizer, str) else self.tokenizer
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
+            codes = tok.encode(batch["video"])
+        return {"codes": codes, "digits": batch["digits"]}
+
+
+def encode_context(tokenizer: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """Codes (b, k / time_down, h, w) of the first k frames (b k H W), encoded on their own."""
+    return tokenizer.encode(frames)
+
+
+def build_model(preset: str, tokenizer: nn.Module | None = None) -> VideoGPT:
+    """A fresh prior of a preset, sized for the compact tokenizer (the shipped one by default)."""
+    tokenizer = tokenizer if tokenizer is not None else _tokenizer(TOKENIZER)
+    grid = tuple(tokenizer.latent_shape(NUM_FRAMES))
+    return VideoGPT(VideoGPTConfig.preset(
+        preset, "class", num_codes=tokenizer.num_codes, grid=grid, num_frames=NUM_FRAMES,
+        tokenizer=TOKENIZER, null_class=True, class_dropout=0.1, **SIZES[preset],
+    ))  # fmt: skip
+
+
+# Model sizes per preset (over VideoGPTConfig.preset's): `small` is 6 layers of width 256, 4.8M
+# parameters, ~1.3 s a step of 32 clips on 2 CPU cores with bf16 autocast.
+SIZES = {
+    "tiny": dict(n_layer=2, n_head=2, n_embd=32),
+    "small": dict(n_layer=6, n_head=4, n_embd=256),
+    "full": dict(n_layer=12, n_head=8, n_embd=512, dropout=0.0),
+}
+# `small` = a few CPU-minutes for a student (notebook 07, full mode). The shipped prior is the
+# same model trained longer: `--steps 3400 --batch-size 16 --bf16` (its manifest has the time).
+SCHEDULES = {
+    "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
+    "small": dict(steps=300, batch_size=16, lr=1e-3, warmup_steps=50, weight_decay=0.01),
+    "full": dict(steps=20_000, batch_size=64, lr=5e-4, warmup_steps=500, weight_decay=0.1),
+}
+
+
+def held_out_batch(preset: str, size: int) -> dict[str, torch.Tensor]:
+    """`size` clips of TEST digits (seed 1234), encoded: the periodic held-out loss."""
+    data = stream("test", seed=1234, num_clips=size)
+    return EncodeBatch()([data[i] for i in range(size)])
+
+
+TARGET = Target(
+    description="VideoGPT over 4×8×8 compact clip codes: class, unconditional (NULL) and "
+                "prediction (forced context codes) in one prior",
+    build_model=build_model,
+    build_dataset=lambda preset, seed: stream("train", seed),
+    loss_fn=videogpt_loss,
+    collate_fn=EncodeBatch(),
+    schedules=SCHEDULES,
+    eval_batch=held_out_batch,
+    notes=("tokenizer: pretrained('vqvae-compact'); fresh clips of training digits every step; "
+           "figures on clips of TEST digits (minivideo.metrics.videogpt_quality)"),
+)
+
+__all__ = ["CONTEXT_FRAMES", "EncodeBatch", "SCHEDULES", "SIZES", "TARGET", "TOKENIZER",
+           "build_model", "encode_context", "held_out_batch", "stream"]
