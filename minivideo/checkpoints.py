@@ -59,7 +59,12 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, **state: Any) -> Path
         "model": model.state_dict(),
         **state,
     }
-    # Write to a temporary file in the same folder, then rename: a crash never leaves half a file.
+    return _save_atomically(payload, path)
+
+
+def _save_atomically(payload: dict, path: Path) -> Path:
+    """torch.save to a temporary file in the same folder, then rename: a crash never leaves half
+    a file."""
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
@@ -124,15 +129,7 @@ def export_weights(source: str | Path, target: str | Path) -> Path:
         kept["history_stride"] = HISTORY_STRIDE
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(kept, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return target
+    return _save_atomically(kept, target)
 
 
 def sha256_file(path: str | Path) -> str:

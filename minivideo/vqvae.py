@@ -782,49 +782,54 @@ def _held_out_clips(num_frames: int):
     return build
 
 
-def _make_targets():
+def _tokenizer_target(description: str, build_model, num_frames: int, schedules: dict):
+    """A tokenizer's train target: fresh training clips of `num_frames`, the shared loss, the
+    held-out batch, and the manifest's note (its figures: 256 held-out 16-frame clips)."""
     from minivideo.train import Target
 
-    frame = Target(
-        description="2D VQ-VAE, 64×64 frame → 8×8 codes (CogVideo's tokenizer)",
-        build_model=lambda preset: FrameTokenizer(FrameTokenizerConfig.preset(preset)),
-        build_dataset=_training_clips(4),  # 4-frame clips: fresh digit pairs in every clip
+    return Target(
+        description=description,
+        build_model=build_model,
+        build_dataset=_training_clips(num_frames),
         loss_fn=tokenizer_loss,
-        eval_batch=_held_out_clips(4),
-        schedules={
+        eval_batch=_held_out_clips(num_frames),
+        schedules=schedules,
+        notes="figures on 256 held-out 16-frame clips of test digits (seed 1234)",
+    )
+
+
+def _make_targets():
+    frame = _tokenizer_target(
+        "2D VQ-VAE, 64×64 frame → 8×8 codes (CogVideo's tokenizer)",
+        lambda preset: FrameTokenizer(FrameTokenizerConfig.preset(preset)),
+        4,  # 4-frame clips: fresh digit pairs in every clip
+        {
             "tiny": dict(steps=60, batch_size=4, lr=2e-3, warmup_steps=10),
             "small": dict(steps=3000, batch_size=8, lr=1e-3, warmup_steps=50),
             "full": dict(steps=30_000, batch_size=64, lr=5e-4, warmup_steps=500),
         },
-        notes="figures on 256 held-out 16-frame clips of test digits (seed 1234)",
     )
-    clip = Target(
-        description="3D VQ-VAE with axial attention, 16×64×64 → 4×16×16 codes (VideoGPT's)",
-        build_model=lambda preset: ClipTokenizer(ClipTokenizerConfig.preset(preset)),
-        build_dataset=_training_clips(16),
-        loss_fn=tokenizer_loss,
-        eval_batch=_held_out_clips(16),
-        schedules={
+    clip = _tokenizer_target(
+        "3D VQ-VAE with axial attention, 16×64×64 → 4×16×16 codes (VideoGPT's)",
+        lambda preset: ClipTokenizer(ClipTokenizerConfig.preset(preset)),
+        16,
+        {
             "tiny": dict(steps=30, batch_size=2, lr=2e-3, warmup_steps=5),
             "small": dict(steps=1500, batch_size=4, lr=1e-3, warmup_steps=50),
             "full": dict(steps=30_000, batch_size=32, lr=5e-4, warmup_steps=500),
         },
-        notes="figures on 256 held-out 16-frame clips of test digits (seed 1234)",
     )
-    compact = Target(
-        description=("compact 3D VQ-VAE, 16×64×64 → 4×8×8 codes of 256 with a reserved empty "
-                     "code (VideoGPT's tokenizer, sized for a CPU prior)"),
-        build_model=lambda preset: ClipTokenizer(ClipTokenizerConfig.compact(preset)),
-        build_dataset=_training_clips(16),
-        loss_fn=tokenizer_loss,
-        eval_batch=_held_out_clips(16),
-        schedules={
-            # ~0.75 s a step on 2 CPU cores with --bf16; 2,400 steps ≈ 30 minutes, 19k clips
+    compact = _tokenizer_target(
+        "compact 3D VQ-VAE, 16×64×64 → 4×8×8 codes of 256 with a reserved empty code "
+        "(VideoGPT's tokenizer, sized for a CPU prior)",
+        lambda preset: ClipTokenizer(ClipTokenizerConfig.compact(preset)),
+        16,
+        {
+            # ~0.9 s a step on 2 CPU cores with --bf16: 2,400 steps of 8 clips ≈ 38 minutes
             "tiny": dict(steps=30, batch_size=2, lr=2e-3, warmup_steps=5),
             "small": dict(steps=2400, batch_size=8, lr=1e-3, warmup_steps=50),
             "full": dict(steps=30_000, batch_size=32, lr=5e-4, warmup_steps=500),
         },
-        notes="figures on 256 held-out 16-frame clips of test digits (seed 1234)",
     )
     return frame, clip, compact
 

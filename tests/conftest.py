@@ -3,6 +3,7 @@
 import os
 
 import matplotlib
+import pytest
 import torch
 
 # Figures in tests draw off-screen. (Set in-process, not through MPLBACKEND, which the notebook
@@ -14,3 +15,13 @@ matplotlib.use("Agg")
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def one_thread():
+    """Train on one thread: tiny models run faster without OpenMP hand-offs, a lot faster when
+    the cores are shared with other work; the thread count is restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -19,15 +19,23 @@ from contextlib import contextmanager
 DEFAULT_THREADS = 1
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts that must be >= 1 (e.g. --threads)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def int_at_least(minimum: int):
+    """An argparse type for integers >= minimum ("positive" for 1, "non-negative" for 0)."""
+    what = {0: "non-negative", 1: "positive"}.get(minimum, f">= {minimum}")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a {what} integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a {what} integer, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)  # e.g. --threads
 
 
 def add_threads_option(parser: argparse.ArgumentParser, default: int = DEFAULT_THREADS) -> None:

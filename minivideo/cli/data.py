@@ -5,22 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minivideo.cli.common import add_threads_option
+from minivideo.cli.common import add_threads_option, int_at_least
 from minivideo.data.captions import MIN_FRAMES
 from minivideo.data.datasets import generate_arrays, save_clips
 from minivideo.data.mnist import SOURCES, SPLITS
 from minivideo.data.moving_mnist import MovingMNISTConfig
-
-
-def _non_negative_int(text: str) -> int:
-    """argparse type for --seed: numpy seeds must be integers >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which digit images to use (test clips use unseen digits)")
     parser.add_argument("--num", type=int, required=True, help="number of clips")
     parser.add_argument("--out", required=True, help="output file, FILE.npz")
-    parser.add_argument("--seed", type=_non_negative_int, default=0,
+    parser.add_argument("--seed", type=int_at_least(0), default=0,
                         help="random seed, an integer >= 0 (default 0)")
     parser.add_argument("--frames", type=int, default=20,
                         help=f"frames per clip, at least {MIN_FRAMES} (default 20)")

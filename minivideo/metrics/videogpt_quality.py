@@ -33,7 +33,7 @@ from minivideo.metrics.frechet import frechet_distance
 from minivideo.metrics.judge import judge_features
 from minivideo.metrics.prediction import prediction_error
 from minivideo.metrics.reconstruction import test_clips
-from minivideo.models.videogpt import VideoGPT, check_tokenizer, sample_clips
+from minivideo.models.videogpt import VideoGPT, check_tokenizer, predict_clips, sample_clips
 
 NUM_FRAMES = 16
 
@@ -115,22 +115,11 @@ def evaluate_videogpt(model: nn.Module, num_clips: int = 64, tokenizer: nn.Modul
         results["judge_available"] = float(judge is not None)
         return {name: round(float(value), 4) for name, value in results.items()}
     if config.cond == "frames":
-        future = video[:, k:]
-        recon = torch.cat([tokenizer.decode(codes[s : s + batch_size])
-                           for s in range(0, num_clips, batch_size)])
-        scored = {
-            "": samples[:, k:],
-            "tokenizer_": recon[:, k:],  # the floor any prior reaches through this tokenizer
-            "copy_last_": video[:, k - 1 : k].expand_as(future),  # a model that knows no motion
-        }
-        for prefix, prediction in scored.items():
-            error = prediction_error(prediction, future)
-            results.update({f"{prefix}{name}": value for name, value in error.mean.items()})
-        results["context_frames"] = float(k)
-        results["future_frames"] = float(NUM_FRAMES - k)
+        results.update(_prediction_figures(samples, video, _decoded(tokenizer, codes, batch_size),
+                                           k))
         if judge is not None:
             results["judge_digits_predicted"] = judge_reads(judge, samples[:, k:], digits)
-            results["judge_digits_true_future"] = judge_reads(judge, future, digits)
+            results["judge_digits_true_future"] = judge_reads(judge, video[:, k:], digits)
     elif config.cond == "class" and judge is not None:
         results["judge_reads_requested"] = judge_reads(judge, samples, digits)
         results["judge_reads_real"] = judge_reads(judge, video, digits)
@@ -148,12 +137,18 @@ def evaluate_videogpt(model: nn.Module, num_clips: int = 64, tokenizer: nn.Modul
     return {name: round(float(value), 4) for name, value in results.items()}
 
 
-def _prediction_figures(prediction: torch.Tensor, video: torch.Tensor, codes: torch.Tensor,
-                        tokenizer: nn.Module, k: int, batch_size: int) -> dict[str, float]:
-    """Per-frame MSE/SSIM/PSNR of predicted futures, the tokenizer's floor, copy-last-frame."""
+def _decoded(tokenizer: nn.Module, codes: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The tokenizer's decoding of code grids (n t h w), in batches: float [0, 1] (n T H W)."""
+    return torch.cat([tokenizer.decode(codes[s : s + batch_size])
+                      for s in range(0, len(codes), batch_size)])
+
+
+def _prediction_figures(prediction: torch.Tensor, video: torch.Tensor, recon: torch.Tensor,
+                        k: int) -> dict[str, float]:
+    """Per-frame MSE/SSIM/PSNR of predicted futures (frames k.. of `prediction`), beside the
+    tokenizer's reconstruction `recon` of the true clips (the floor any prior reaches through
+    this tokenizer) and copying the last context frame (a model that knows no motion)."""
     future = video[:, k:]
-    recon = torch.cat([tokenizer.decode(codes[s : s + batch_size])
-                       for s in range(0, len(codes), batch_size)])
     scored = {"": prediction[:, k:], "tokenizer_": recon[:, k:],
               "copy_last_": video[:, k - 1 : k].expand_as(future)}
     results: dict[str, float] = {}
@@ -174,12 +169,10 @@ def _one_prior_figures(model: VideoGPT, tokenizer: nn.Module, judge: nn.Module |
     n, k = len(video), PREDICTION_CONTEXT
     results: dict[str, float] = {}
     # Prediction: the first k frames are encoded on their own (nothing of the future leaks).
-    given = torch.cat([tokenizer.encode(video[s : s + batch_size, :k])
-                       for s in range(0, n, batch_size)])
-    predicted = sample_clips(model, tokenizer, n, given=given, seed=seed + 1,
-                             batch_size=batch_size)
-    predicted = torch.cat([video[:, :k].float() / 255, predicted[:, k:]], dim=1)
-    results.update(_prediction_figures(predicted, video, codes, tokenizer, k, batch_size))
+    predicted = predict_clips(model, tokenizer, video[:, :k], seed=seed + 1,
+                              batch_size=batch_size)
+    recon = _decoded(tokenizer, codes, batch_size)
+    results.update(_prediction_figures(predicted, video, recon, k))
     unconditional = sample_clips(model, tokenizer, n, seed=seed + 2, batch_size=batch_size)
     if judge is not None:
         guided = sample_clips(model, tokenizer, n, digits=digits, guidance=GUIDANCE,
@@ -191,9 +184,7 @@ def _one_prior_figures(model: VideoGPT, tokenizer: nn.Module, judge: nn.Module |
         results["judge_digits_predicted"] = judge_reads(judge, predicted[:, k:], digits)
         results["judge_digits_true_future"] = judge_reads(judge, video[:, k:], digits)
         # the ceiling of any prior through this tokenizer: the judge on the real clips' codes
-        decoded = torch.cat([tokenizer.decode(codes[s : s + batch_size])
-                             for s in range(0, n, batch_size)])
-        results["judge_reads_tokenizer"] = judge_reads(judge, decoded, digits)
+        results["judge_reads_tokenizer"] = judge_reads(judge, recon, digits)
         real = judge_features(judge, video)
         other = test_clips(n, NUM_FRAMES, seed=4321)["video"]  # disjoint real clips
         first = other[:, :1].expand_as(other)  # the "first frame repeated" reference

@@ -604,16 +604,17 @@ def schedules(cond: str) -> dict[str, dict]:
 
 
 @functools.cache
-def _shipped_tokenizer() -> nn.Module:
+def shipped_tokenizer(name: str = "vqvae-clip") -> nn.Module:
+    """A shipped tokenizer by name, loaded once per process (in eval mode, on the CPU)."""
     # The front door (pretrained) sits above this layer; imported only when a run needs it.
     from minivideo.pretrained import pretrained
 
-    return pretrained("vqvae-clip")
+    return pretrained(name)
 
 
 def build_model(preset: str, cond: str = "none") -> VideoGPT:
     """A fresh prior of a preset, sized for the shipped clip tokenizer."""
-    tokenizer = _shipped_tokenizer()
+    tokenizer = shipped_tokenizer()
     t, h, w = tokenizer.latent_shape(16)
     return VideoGPT(VideoGPTConfig.preset(preset, cond, num_codes=tokenizer.num_codes,
                                           grid=(t, h, w), num_frames=16))
@@ -623,7 +624,7 @@ def build_dataset(preset: str, seed: int, cond: str = "none") -> ClipCodes:
     """The preset's training clips, encoded once with the shipped clip tokenizer."""
     if preset not in NUM_CLIPS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
-    tokenizer = _shipped_tokenizer().to(pick_device())
+    tokenizer = shipped_tokenizer().to(pick_device())
     k = VideoGPTConfig().context_frames if cond == "frames" else 0
     data = encode_clips(tokenizer, NUM_CLIPS[preset], seed=seed, context_frames=k, progress=True)
     return ClipCodes(data, cond)
@@ -759,5 +760,5 @@ __all__ = [
     "schedules",
     "VideoGPTConfig", "build_dataset", "build_model", "check_tokenizer", "encode_clips",
     "load_context", "parse_digits", "predict_clips", "sample_clips", "sample_videos", "target",
-    "videogpt_loss", "ONE_PRIOR",
+    "videogpt_loss", "ONE_PRIOR", "shipped_tokenizer",
 ]

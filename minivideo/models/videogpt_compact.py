@@ -28,14 +28,12 @@ One prior serves the three conditionings (condition dropout): it is a class prio
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
 from minivideo.data import MovingMNIST, MovingMNISTConfig
-from minivideo.models.videogpt import VideoGPT, VideoGPTConfig, videogpt_loss
+from minivideo.models.videogpt import VideoGPT, VideoGPTConfig, shipped_tokenizer, videogpt_loss
 from minivideo.train import Target
 
 TOKENIZER = "vqvae-compact"
@@ -48,14 +46,6 @@ def stream(split: str = "train", seed: int = 0, num_clips: int | None = None) ->
     return MovingMNIST(split, num_clips=num_clips, seed=seed,
                        config=MovingMNISTConfig(num_frames=NUM_FRAMES),
                        transform=lambda item: {"video": item["video"], "digits": item["digits"]})
-
-
-@functools.cache
-def _tokenizer(name: str) -> nn.Module:
-    # The front door (pretrained) sits above this layer; imported only when a run needs it.
-    from minivideo.pretrained import pretrained
-
-    return pretrained(name).cpu().eval()
 
 
 class EncodeBatch:
@@ -71,20 +61,16 @@ class EncodeBatch:
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         """[{'video', 'digits'}] → {'codes' (b t h w), 'digits' (b 2)}."""
         batch = default_collate(items)
-        tok = _tokenizer(self.tokenizer) if isinstance(self.tokenizer, str) else self.tokenizer
+        tok = (shipped_tokenizer(self.tokenizer) if isinstance(self.tokenizer, str)
+               else self.tokenizer)
         with torch.no_grad(), torch.autocast("cpu", enabled=False):
             codes = tok.encode(batch["video"])
         return {"codes": codes, "digits": batch["digits"]}
 
 
-def encode_context(tokenizer: nn.Module, frames: torch.Tensor) -> torch.Tensor:
-    """Codes (b, k / time_down, h, w) of the first k frames (b k H W), encoded on their own."""
-    return tokenizer.encode(frames)
-
-
 def build_model(preset: str, tokenizer: nn.Module | None = None) -> VideoGPT:
     """A fresh prior of a preset, sized for the compact tokenizer (the shipped one by default)."""
-    tokenizer = tokenizer if tokenizer is not None else _tokenizer(TOKENIZER)
+    tokenizer = tokenizer if tokenizer is not None else shipped_tokenizer(TOKENIZER)
     grid = tuple(tokenizer.latent_shape(NUM_FRAMES))
     return VideoGPT(VideoGPTConfig.preset(
         preset, "class", num_codes=tokenizer.num_codes, grid=grid, num_frames=NUM_FRAMES,
@@ -128,4 +114,4 @@ TARGET = Target(
 )
 
 __all__ = ["CONTEXT_FRAMES", "EncodeBatch", "SCHEDULES", "SIZES", "TARGET", "TOKENIZER",
-           "build_model", "encode_context", "held_out_batch", "stream"]
+           "build_model", "held_out_batch", "stream"]
