@@ -61,6 +61,10 @@ class TrainConfig:
     device: str | None = None  # None: CUDA, then MPS, then CPU
     num_workers: int = 0
     progress: bool = True
+    # A time budget: `steps` becomes the most steps, and the schedule's real length is set once
+    # from the measured speed of this sitting's steps 10-40 (see `fit`), so the learning rate
+    # still decays to its floor when the time is up. The checkpoint records the steps chosen.
+    minutes: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -75,6 +79,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"TrainConfig.minutes must be > 0 or None, got {self.minutes!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
         self.betas = tuple(self.betas)
@@ -218,6 +224,7 @@ def fit(
         raise ValueError(
             f"dataset has {len(dataset)} items, fewer than batch_size={config.batch_size}"
         )
+    config = dataclasses.replace(config)  # a time budget may shorten `steps`: not the caller's
     device = pick_device(config.device)
     rank, world, created_group, device = _distributed_setup(device)
     if config.batch_size % world:
@@ -307,8 +314,11 @@ def fit(
     model.train()
     step = start
     postfix: dict[str, str] = {}
+    timed: dict[int, float] = {}  # with a time budget: when this sitting's steps 10 and 40 ended
     try:
         for step, batch in enumerate(loader, start=start):
+            if step >= config.steps:  # a time budget shortened the run
+                break
             lr = learning_rate(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -333,6 +343,10 @@ def fit(
             postfix = {"loss": f"{record['loss']:.4f}", "lr": f"{lr:.2e}"}
             bar.set_postfix({**postfix, **shown})
             done = step + 1
+            if config.minutes is not None and done - start in (10, 40):
+                timed[done - start] = time.perf_counter()
+                if done - start == 40:
+                    _fit_to_budget(config, done, timed, began, bar)
             if config.eval_every and done % config.eval_every == 0 and done < config.steps:
                 evaluate(done)
             if config.save_every and done % config.save_every == 0 and done < config.steps:
@@ -349,6 +363,22 @@ def fit(
         model=model, step=config.steps, history=history, evals=evals,
         seconds=time.perf_counter() - began,
     )  # fmt: skip
+
+
+def _fit_to_budget(config: TrainConfig, done: int, timed: dict[int, float], began: float,
+                   bar: tqdm) -> None:
+    """Set `config.steps` so the run ends within `config.minutes` of this sitting's start.
+
+    Steps 10-40 time the loop without its first steps (a GPU's lazy start-up, autotuning).
+    """
+    per_step = (timed[40] - timed[10]) / 30
+    left = config.minutes * 60 - (timed[40] - began)
+    # Periodic saves and evaluations take time too: keep 5% in hand.
+    config.steps = max(done + 1, min(config.steps, done + int(0.95 * left / per_step)))
+    bar.total = config.steps
+    bar.refresh()
+    bar.write(f"time budget {config.minutes:g} min at {per_step * 1000:.0f} ms a step: "
+              f"{config.steps} steps")
 
 
 # --------------------------------------------------------------------------- periodic evaluation

@@ -599,18 +599,27 @@ class ClipTokenizerConfig:
         return presets[name]
 
     @classmethod
-    def compact(cls, name: str) -> ClipTokenizerConfig:
-        """The compact tokenizer a CPU prior can learn: 16×64×64 → 4×8×8 = 256 codes, a small
-        codebook with a reserved empty code. tiny (tests), small (CPU, shipped), full (GPU)."""
-        shared = dict(space_down=8, empty_code=True, causal=True)
+    def compact(cls, name: str, time_down: int = 4) -> ClipTokenizerConfig:
+        """The compact tokenizer a CPU prior can learn: 16×64×64 → (16 / time_down)×8×8 codes, a
+        small codebook with a reserved empty code. tiny (tests), small (CPU), full (GPU).
+
+        time_down=4 gives 4×8×8 = 256 codes per clip (`vqvae-compact`); time_down=2 gives
+        8×8×8 = 512 codes of a 512-entry codebook (`vqvae-compact-t2`): each code then spans 2
+        frames instead of 4, which keeps strokes that a 4-frame box blurs away.
+        """
+        if time_down not in (2, 4):
+            raise ValueError(f"time_down must be 2 or 4, got {time_down!r}")
+        codes = 256 if time_down == 4 else 512
+        shared = dict(space_down=8, time_down=time_down, empty_code=True, causal=True)
         presets = {
             "tiny": cls(channels=16, num_res_blocks=1, num_heads=1, num_codes=32, code_dim=16,
                         **shared),
-            "small": cls(channels=64, num_res_blocks=2, num_heads=2, num_codes=256, code_dim=32,
+            "small": cls(channels=64, num_res_blocks=2, num_heads=2, num_codes=codes, code_dim=32,
                          **shared),
-            "full": cls(channels=128, num_res_blocks=4, num_heads=4, num_codes=256, code_dim=64,
-                        **shared),
         }
+        # `full` (GPU) is the `small` model: wider ones would not ship under 20 MB, and what a
+        # GPU buys here is many more clips, not a bigger network.
+        presets["full"] = presets["small"]
         if name not in presets:
             raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
         return presets[name]
@@ -819,19 +828,28 @@ def _make_targets():
             "full": dict(steps=30_000, batch_size=32, lr=5e-4, warmup_steps=500),
         },
     )
+    compact_schedules = {
+        # ~0.9 s a step on 2 CPU cores with --bf16: 2,400 steps of 8 clips ≈ 38 minutes.
+        # `full` is the same `small` model on a GPU: bigger batches, as many steps as
+        # `--minutes` allows (the GPU recipe, docs/gpu_recipe.sh).
+        "tiny": dict(steps=30, batch_size=2, lr=2e-3, warmup_steps=5),
+        "small": dict(steps=2400, batch_size=8, lr=1e-3, warmup_steps=50),
+        "full": dict(steps=30_000, batch_size=32, lr=1e-3, warmup_steps=200),
+    }
     compact = _tokenizer_target(
         "compact 3D VQ-VAE, 16×64×64 → 4×8×8 codes of 256 with a reserved empty code "
         "(VideoGPT's tokenizer, sized for a CPU prior)",
         lambda preset: ClipTokenizer(ClipTokenizerConfig.compact(preset)),
-        16,
-        {
-            # ~0.9 s a step on 2 CPU cores with --bf16: 2,400 steps of 8 clips ≈ 38 minutes
-            "tiny": dict(steps=30, batch_size=2, lr=2e-3, warmup_steps=5),
-            "small": dict(steps=2400, batch_size=8, lr=1e-3, warmup_steps=50),
-            "full": dict(steps=30_000, batch_size=32, lr=5e-4, warmup_steps=500),
-        },
+        16, compact_schedules,
     )
-    return frame, clip, compact
+    compact_t2 = _tokenizer_target(
+        "compact 3D VQ-VAE, 16×64×64 → 8×8×8 codes of 512 with a reserved empty code "
+        "(time ÷2: twice the codes of vqvae-compact, sharper strokes)",
+        lambda preset: ClipTokenizer(ClipTokenizerConfig.compact(preset, time_down=2)),
+        16, compact_schedules,
+    )
+    return frame, clip, compact, compact_t2
 
 
-FRAME_TOKENIZER_TARGET, CLIP_TOKENIZER_TARGET, COMPACT_TOKENIZER_TARGET = _make_targets()
+(FRAME_TOKENIZER_TARGET, CLIP_TOKENIZER_TARGET, COMPACT_TOKENIZER_TARGET,
+ COMPACT_T2_TOKENIZER_TARGET) = _make_targets()

@@ -37,11 +37,13 @@ TARGETS: dict[str, str] = {
     "vqvae-frame": "minivideo.vqvae:FRAME_TOKENIZER_TARGET",
     "vqvae-clip": "minivideo.vqvae:CLIP_TOKENIZER_TARGET",
     "vqvae-compact": "minivideo.vqvae:COMPACT_TOKENIZER_TARGET",
+    "vqvae-compact-t2": "minivideo.vqvae:COMPACT_T2_TOKENIZER_TARGET",
     "digit-classifier": "minivideo.metrics.digit_classifier:TARGET",
     "judge": "minivideo.metrics.judge:TARGET",
     "image-prior": "minivideo.models.image_prior:TARGET",
     "videogpt": "minivideo.models.videogpt:target",
     "videogpt-compact": "minivideo.models.videogpt_compact:TARGET",
+    "videogpt-compact-t2": "minivideo.models.videogpt_compact:TARGET_T2",
     "cogview": "minivideo.models.cogvideo:COGVIEW",
     "cogvideo-keyframes": "minivideo.models.cogvideo:KEYFRAMES",
     "cogvideo-interp": "minivideo.models.cogvideo:INTERPOLATION",
@@ -54,10 +56,12 @@ EVALUATIONS: dict[str, str] = {
     "vqvae-frame": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
     "vqvae-clip": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
     "vqvae-compact": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
+    "vqvae-compact-t2": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
     "digit-classifier": "minivideo.metrics.digit_classifier:evaluate_classifier",
     "judge": "minivideo.metrics.judge:evaluate_judge",
     "videogpt": "minivideo.metrics.videogpt_quality:evaluate_videogpt",
     "videogpt-compact": "minivideo.metrics.videogpt_quality:evaluate_videogpt",
+    "videogpt-compact-t2": "minivideo.metrics.videogpt_quality:evaluate_videogpt",
     "cogview": "minivideo.metrics.cogvideo_quality:evaluate_cogview",
     "cogvideo-keyframes": "minivideo.metrics.cogvideo_quality:evaluate_keyframes",
     "cogvideo-interp": "minivideo.metrics.cogvideo_quality:evaluate_interpolation",
@@ -100,6 +104,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from --out if it exists, exactly where it stopped (keep the "
                              "same --steps: they set the learning-rate schedule)")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's steps")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="a time budget for this sitting: --steps becomes the most steps, and "
+                             "the schedule's length is set from the speed of steps 10-40 (the "
+                             "steps chosen are in the manifest; resume with those as --steps "
+                             "and without --minutes)")
     parser.add_argument("--batch-size", type=int, default=None, help="override the batch size")
     parser.add_argument("--lr", type=float, default=None, help="override the learning rate")
     parser.add_argument("--seed", type=int, default=0, help="data and init seed (default 0)")
@@ -125,6 +134,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", default=None,
                         help="also write a weights-only copy FILE.pt (no optimiser state; for "
                              "shipping) with its own manifest")
+    parser.add_argument("--export-half", action="store_true",
+                        help="--export stores the weights as float16 (half the size; loading "
+                             "turns them back into float32)")
 
 
 # Options that do not change what the run writes, left out of the manifest's command: a resumed
@@ -200,6 +212,10 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value < 0:
             raise ValueError(f"--{flag.replace('_', '-')} must be an int >= 0, got {value}")
+    if args.export_half and args.export is None:
+        raise ValueError("--export-half needs --export FILE.pt")
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"--minutes must be a positive number, got {args.minutes}")
     target = resolve_target(args.target, args.cond)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -208,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
         args.config, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, save_every=args.save_every, eval_every=args.eval_every,
         num_workers=args.workers, progress=not args.no_progress, cpu_bf16=args.bf16,
+        minutes=args.minutes,
     )  # fmt: skip
     torch.manual_seed(args.seed)  # the model's initial weights
     model = target.build_model(args.config)
@@ -241,7 +258,8 @@ def run(args: argparse.Namespace) -> int:
         print("held-out: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                                        if isinstance(v, (int, float))))
     total = result.history[-1].get("seconds", seconds) if result.history else seconds
-    for path in [out] + ([export_weights(out, args.export)] if args.export else []):
+    exported = [export_weights(out, args.export, half=args.export_half)] if args.export else []
+    for path in [out, *exported]:
         manifest = write_manifest(path, command=command_line(args), data_seed=args.seed,
                                   train_seconds=total,
                                   device=_device_name(pick_device(args.device)), metrics=metrics,

@@ -76,6 +76,7 @@ from minivideo.masks import local_window_mask, prefix_mask
 from minivideo.sampling import generate
 from minivideo.train import Target
 from minivideo.transformer import Block, GPTCache, GPTConfig
+from minivideo.utils import pick_device
 from minivideo.vqvae import FrameTokenizer, FrameTokenizerConfig
 
 PRESETS = ("tiny", "small", "full")
@@ -233,7 +234,9 @@ class CogViewConfig:
         """tiny (tests), small (CPU, shipped), full (GPU)."""
         sizes = {"tiny": dict(n_layer=2, n_head=2, n_embd=32),
                  "small": dict(n_layer=4, n_head=4, n_embd=96),
-                 "full": dict(n_layer=8, n_head=8, n_embd=256)}
+                 # full (GPU): 8 × 192, exported as float16 (--export-half), keeps a stage
+                 # (frozen base + temporal channel) under 10 MB
+                 "full": dict(n_layer=8, n_head=6, n_embd=192)}
         if name not in sizes:
             raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
         return cls(num_codes=num_codes, tokenizer=tokenizer, **sizes[name])
@@ -884,8 +887,9 @@ class DataConfig:
 
     @classmethod
     def preset(cls, name: str) -> DataConfig:
-        """tiny: a handful; small: what one CPU thread encodes in about 100 s; full: plenty."""
-        sizes = {"tiny": 8, "small": 600, "full": 20_000}
+        """tiny: a handful; small: what one CPU thread encodes in about 100 s; full: 30,000 clips
+        (480,000 frames, encoded on the GPU when there is one)."""
+        sizes = {"tiny": 8, "small": 600, "full": 30_000}
         if name not in sizes:
             raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
         return cls(sizes[name])
@@ -893,6 +897,9 @@ class DataConfig:
 
 def _clips_for(preset: str, seed: int) -> EncodedClips:
     tokenizer = load_tokenizer(_tokenizer_name(preset))
+    device = pick_device()
+    if device.type != "cpu":  # a copy: the cached CPU tokenizer also decodes samples
+        tokenizer = copy.deepcopy(tokenizer).to(device)
     return encode_clips(tokenizer, DataConfig.preset(preset).num_clips, seed=seed,
                         cache=preset != "tiny")
 
@@ -935,7 +942,7 @@ COGVIEW = Target(
     schedules={
         "tiny": dict(steps=40, batch_size=8, lr=3e-3, warmup_steps=5),
         "small": dict(steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, weight_decay=0.01),
-        "full": dict(steps=20_000, batch_size=128, lr=6e-4, warmup_steps=500, weight_decay=0.1),
+        "full": dict(steps=100_000, batch_size=128, lr=1e-3, warmup_steps=300, weight_decay=0.01),
     },
     notes="held-out figures on frames of test-digit clips (seed 1234); bits per code",
 )
@@ -947,7 +954,7 @@ KEYFRAMES = Target(
     schedules={
         "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
         "small": dict(steps=600, batch_size=8, lr=2e-3, warmup_steps=50, weight_decay=0.01),
-        "full": dict(steps=20_000, batch_size=64, lr=6e-4, warmup_steps=500, weight_decay=0.1),
+        "full": dict(steps=100_000, batch_size=64, lr=1e-3, warmup_steps=300, weight_decay=0.01),
     },
     notes="held-out figures on test-digit clips (seed 1234), key frames at stride 4",
 )
@@ -959,7 +966,7 @@ INTERPOLATION = Target(
     schedules={
         "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
         "small": dict(steps=540, batch_size=16, lr=2e-3, warmup_steps=50, weight_decay=0.01),
-        "full": dict(steps=20_000, batch_size=64, lr=6e-4, warmup_steps=500, weight_decay=0.1),
+        "full": dict(steps=100_000, batch_size=64, lr=1e-3, warmup_steps=300, weight_decay=0.01),
     },
     notes="held-out figures on test-digit clips (seed 1234), middles at strides 2 and 1",
 )

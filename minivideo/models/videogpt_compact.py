@@ -28,6 +28,9 @@ One prior serves the three conditionings (condition dropout): it is a class prio
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
@@ -36,9 +39,9 @@ from minivideo.data import MovingMNIST, MovingMNISTConfig
 from minivideo.models.videogpt import VideoGPT, VideoGPTConfig, shipped_tokenizer, videogpt_loss
 from minivideo.train import Target
 
-TOKENIZER = "vqvae-compact"
+TOKENIZER = "vqvae-compact"  # 4×8×8 = 256 codes per clip; "vqvae-compact-t2" is 8×8×8 = 512
 NUM_FRAMES = 16
-CONTEXT_FRAMES = 8  # prediction: 8 given frames = the first 2 of 4 latent steps
+CONTEXT_FRAMES = 8  # prediction: 8 given frames (the first 2 of 4 latent steps; 4 of 8 with t2)
 
 
 def stream(split: str = "train", seed: int = 0, num_clips: int | None = None) -> Dataset:
@@ -48,11 +51,32 @@ def stream(split: str = "train", seed: int = 0, num_clips: int | None = None) ->
                        transform=lambda item: {"video": item["video"], "digits": item["digits"]})
 
 
+@functools.cache
+def _tokenizer_on(name: str, device: str) -> nn.Module:
+    """The frozen tokenizer `name` on a device (the shipped CPU copy itself on the CPU)."""
+    tok = shipped_tokenizer(name)
+    return tok if device == "cpu" else copy.deepcopy(tok).to(device)
+
+
+@torch.no_grad()
+def encode_videos(videos: torch.Tensor, tokenizer: str | nn.Module = TOKENIZER) -> torch.Tensor:
+    """uint8 clips (b T H W) → codes (b t h w), on the clips' device, always in float32.
+
+    float32 even inside a bf16-autocast training step: the codes must be the ones the tokenizer
+    gives at sampling time, when nothing is autocast.
+    """
+    tok = (_tokenizer_on(tokenizer, str(videos.device)) if isinstance(tokenizer, str)
+           else tokenizer)
+    with torch.autocast(videos.device.type, enabled=False):
+        return tok.encode(videos)
+
+
 class EncodeBatch:
     """A collate function: stack the clips, then encode the whole batch with a frozen tokenizer.
 
-    Encoding in the loader (in float32, as at sampling time) keeps the data fresh without a
-    cache: the encoder's forward pass costs about half a prior's training step per clip.
+    For fixed batches (the held-out loss, tests). Training encodes in `compact_loss` instead, on
+    the training device: on a GPU the encoder then costs almost nothing, and the DataLoader's
+    workers (`--workers`) only draw clips.
     """
 
     def __init__(self, tokenizer: str | nn.Module = TOKENIZER) -> None:
@@ -61,57 +85,71 @@ class EncodeBatch:
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         """[{'video', 'digits'}] → {'codes' (b t h w), 'digits' (b 2)}."""
         batch = default_collate(items)
-        tok = (shipped_tokenizer(self.tokenizer) if isinstance(self.tokenizer, str)
-               else self.tokenizer)
-        with torch.no_grad(), torch.autocast("cpu", enabled=False):
-            codes = tok.encode(batch["video"])
-        return {"codes": codes, "digits": batch["digits"]}
+        return {"codes": encode_videos(batch["video"], self.tokenizer), "digits": batch["digits"]}
 
 
-def build_model(preset: str, tokenizer: nn.Module | None = None) -> VideoGPT:
-    """A fresh prior of a preset, sized for the compact tokenizer (the shipped one by default)."""
-    tokenizer = tokenizer if tokenizer is not None else shipped_tokenizer(TOKENIZER)
+def compact_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    """`videogpt_loss` of a batch of clips {'video', 'digits'} (encoded here with the tokenizer
+    the prior was built for) or of codes {'codes', 'digits'}."""
+    if "video" in batch:
+        name = getattr(model, "module", model).config.tokenizer  # unwrapped under DDP
+        batch = {"codes": encode_videos(batch["video"], name), "digits": batch["digits"]}
+    return videogpt_loss(model, batch)
+
+
+def build_model(preset: str, tokenizer: nn.Module | None = None,
+                name: str = TOKENIZER) -> VideoGPT:
+    """A fresh prior of a preset, sized for a compact tokenizer (the shipped `name` by default)."""
+    tokenizer = tokenizer if tokenizer is not None else shipped_tokenizer(name)
     grid = tuple(tokenizer.latent_shape(NUM_FRAMES))
     return VideoGPT(VideoGPTConfig.preset(
         preset, "class", num_codes=tokenizer.num_codes, grid=grid, num_frames=NUM_FRAMES,
-        tokenizer=TOKENIZER, null_class=True, class_dropout=0.1, **SIZES[preset],
+        tokenizer=name, null_class=True, class_dropout=0.1, **SIZES[preset],
     ))  # fmt: skip
 
 
 # Model sizes per preset (over VideoGPTConfig.preset's): `small` is 6 layers of width 256, 4.8M
-# parameters, ~1.3 s a step of 32 clips on 2 CPU cores with bf16 autocast.
+# parameters, ~1.3 s a step of 16 clips on 2 CPU cores with bf16 autocast. `full` (GPU) is the
+# same network: a wider one would not ship under 20 MB, and on a GPU the budget goes to clips.
 SIZES = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=32),
     "small": dict(n_layer=6, n_head=4, n_embd=256),
-    "full": dict(n_layer=12, n_head=8, n_embd=512, dropout=0.0),
+    "full": dict(n_layer=6, n_head=4, n_embd=256),
 }
-# `small` = a few CPU-minutes for a student (notebook 07, full mode). The shipped prior is the
-# same model trained longer: `--steps 3400 --batch-size 16 --bf16` (its manifest has the time).
+# `small` = a few CPU-minutes for a student (notebook 07, full mode). The shipped CPU prior is
+# the same model trained longer: `--steps 2600 --batch-size 16 --bf16` (its manifest has the
+# time). `full`: batches of 64 for as long as `--minutes` allows (docs/gpu_recipe.sh).
 SCHEDULES = {
     "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
     "small": dict(steps=300, batch_size=16, lr=1e-3, warmup_steps=50, weight_decay=0.01),
-    "full": dict(steps=20_000, batch_size=64, lr=5e-4, warmup_steps=500, weight_decay=0.1),
+    "full": dict(steps=100_000, batch_size=64, lr=1e-3, warmup_steps=300, weight_decay=0.01),
 }
 
 
-def held_out_batch(preset: str, size: int) -> dict[str, torch.Tensor]:
+def held_out_batch(preset: str, size: int, name: str = TOKENIZER) -> dict[str, torch.Tensor]:
     """`size` clips of TEST digits (seed 1234), encoded: the periodic held-out loss."""
     data = stream("test", seed=1234, num_clips=size)
-    return EncodeBatch()([data[i] for i in range(size)])
+    return EncodeBatch(name)([data[i] for i in range(size)])
 
 
-TARGET = Target(
-    description="VideoGPT over 4×8×8 compact clip codes: class, unconditional (NULL) and "
-                "prediction (forced context codes) in one prior",
-    build_model=build_model,
-    build_dataset=lambda preset, seed: stream("train", seed),
-    loss_fn=videogpt_loss,
-    collate_fn=EncodeBatch(),
-    schedules=SCHEDULES,
-    eval_batch=held_out_batch,
-    notes=("tokenizer: pretrained('vqvae-compact'); fresh clips of training digits every step; "
-           "figures on clips of TEST digits (minivideo.metrics.videogpt_quality)"),
-)
+def make_target(name: str) -> Target:
+    """The train target of a one-prior VideoGPT over the compact tokenizer `name`."""
+    return Target(
+        description=f"VideoGPT over {name} codes: class, unconditional (NULL) and prediction "
+                    "(forced context codes) in one prior",
+        build_model=functools.partial(build_model, name=name),
+        build_dataset=lambda preset, seed: stream("train", seed),
+        loss_fn=compact_loss,
+        schedules=SCHEDULES,
+        eval_batch=functools.partial(held_out_batch, name=name),
+        notes=(f"tokenizer: pretrained({name!r}); fresh clips of training digits every step; "
+               "figures on clips of TEST digits (minivideo.metrics.videogpt_quality)"),
+    )
 
-__all__ = ["CONTEXT_FRAMES", "EncodeBatch", "SCHEDULES", "SIZES", "TARGET", "TOKENIZER",
-           "build_model", "held_out_batch", "stream"]
+
+TARGET = make_target(TOKENIZER)
+TARGET_T2 = make_target("vqvae-compact-t2")
+
+__all__ = ["CONTEXT_FRAMES", "EncodeBatch", "SCHEDULES", "SIZES", "TARGET", "TARGET_T2",
+           "TOKENIZER", "build_model", "compact_loss", "encode_videos", "held_out_batch",
+           "make_target", "stream"]
