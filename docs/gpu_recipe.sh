@@ -10,6 +10,9 @@
 #   phase 1 (PHASE1_MINUTES, 3):   vqvae-compact, vqvae-compact-t2, cogview
 #   phase 2 (PHASE2_MINUTES, 3.5): videogpt-compact on each tokenizer, cogvideo-keyframes and
 #                                  cogvideo-interp on the new cogview (frozen)
+#   phase 3 (PHASE3_MINUTES, 3.8): the two priors again from scratch, two to the GPU instead of
+#                                  four (the shipped videogpt is phase 3's videogpt-compact-t2;
+#                                  PHASE3_MINUTES=0 skips it)
 #
 # Phase 2 reads its tokenizers and CogView by name, so phase 1's exports are copied into
 # checkpoints/ in between: run this in a checkout you may overwrite. Every run writes its
@@ -21,6 +24,7 @@ set -uo pipefail
 out=${1:?usage: bash docs/gpu_recipe.sh OUT_DIR}
 m1=${PHASE1_MINUTES:-3}
 m2=${PHASE2_MINUTES:-3.5}
+m3=${PHASE3_MINUTES:-3.8}
 config=${CONFIG:-full}  # CONFIG=tiny PHASE1_MINUTES=0.2 ... tries the script on a CPU
 py=${PYTHON:-python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} PYTHONUNBUFFERED=1
@@ -50,4 +54,12 @@ train videogpt-compact-t2 "$m2" --workers 3 --export-half &
 train cogvideo-keyframes "$m2" --workers 2 --export-half &
 train cogvideo-interp "$m2" --workers 2 --export-half &
 wait
+if [ "$m3" != 0 ]; then
+    echo "phase 3 at $(date +%T): the priors alone, $m3 min each"
+    mkdir -p "$out/phase3/ck"
+    for name in videogpt-compact videogpt-compact-t2; do
+        out="$out/phase3" train "$name" "$m3" --workers 4 --export-half &
+    done
+    wait
+fi
 echo "done at $(date +%T)"

@@ -60,14 +60,16 @@ def main() -> None:
     real = clips.videos[:, :16]
     video = torch.from_numpy(real).float() / 255
     frame_tok, clip_tok = pretrained("vqvae-frame"), pretrained("vqvae-clip")
-    compact = pretrained("vqvae-compact")
+    compact, compact_t2 = pretrained("vqvae-compact"), pretrained("vqvae-compact-t2")
     rows = [real, to_uint8(frame_tok.decode(frame_tok.encode(video))),
             to_uint8(clip_tok.decode(clip_tok.encode(video))),
-            to_uint8(compact.decode(compact.encode(video)))]
+            to_uint8(compact.decode(compact.encode(video))),
+            to_uint8(compact_t2.decode(compact_t2.encode(video)))]
     save_video(grid(rows), args.out / "tokenizers.gif", fps=8, scale=2)
     record["tokenizers.gif"] = {"rows": ["real (test digits)", "vqvae-frame: 8x8 codes per frame",
                                          "vqvae-clip: 4x16x16 codes per 16 frames",
-                                         "vqvae-compact: 4x8x8 codes per 16 frames"]}
+                                         "vqvae-compact: 4x8x8 codes per 16 frames",
+                                         "vqvae-compact-t2: 8x8x8 codes per 16 frames"]}
 
     prior = pretrained(videogpt.ONE_PRIOR)
     tokenizer = pretrained(prior.config.tokenizer)
@@ -75,13 +77,15 @@ def main() -> None:
     predicted = to_uint8(videogpt.predict_clips(prior, tokenizer, torch.from_numpy(real[:, :k]),
                                                 seed=args.seed))
     digits = torch.from_numpy(clips.digits)
-    asked = to_uint8(videogpt.sample_clips(prior, tokenizer, 4, digits=digits, seed=args.seed))
+    asked = to_uint8(videogpt.sample_clips(prior, tokenizer, 4, digits=digits, seed=args.seed,
+                                           guidance=videogpt.CLASS_GUIDANCE))
     free = to_uint8(videogpt.sample_clips(prior, tokenizer, 4, seed=args.seed + 1))
     save_video(grid([real, predicted, asked, free]), args.out / "videogpt.gif", fps=8, scale=2)
     record["videogpt.gif"] = {
         "rows": ["real (test digits)",
                  f"videogpt, prediction: the first {k} frames given, the rest sampled",
-                 "videogpt, class: asked for the digits of the real clip above",
+                 f"videogpt, class: asked for the digits of the real clip above (guidance "
+                 f"{videogpt.CLASS_GUIDANCE:g})",
                  "videogpt, unconditional"],
         "digits (row 3)": clips.digits.tolist(),
     }

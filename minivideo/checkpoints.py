@@ -18,6 +18,7 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -202,6 +203,35 @@ def write_manifest(
     path = manifest_path(checkpoint_path)
     path.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
     return path
+
+
+def add_metrics(checkpoint_path: str | Path, metrics: dict, *, command: str,
+                device: str) -> Path:
+    """Put held-out figures measured after training into a checkpoint's manifest.
+
+    For runs trained with `--no-eval` (a GPU lease is too short to spend on sampling): the
+    manifest keeps how the weights were made, and gains `metrics` with the command and device
+    that measured them.
+    """
+    path = manifest_path(checkpoint_path)
+    manifest = json.loads(path.read_text())
+    if manifest["sha256"] != sha256_file(checkpoint_path):
+        raise ValueError(f"{checkpoint_path} does not match its manifest; not adding figures")
+    manifest.update(metrics=metrics, metrics_command=command, metrics_device=device)
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+    return path
+
+
+def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
+    """Copy a checkpoint and its manifest under another name (e.g. into checkpoints/)."""
+    source, target = Path(source), Path(target)
+    manifest = verify_checkpoint(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    manifest["file"] = target.name
+    manifest_path(target).write_text(json.dumps(manifest, indent=2, sort_keys=False,
+                                                default=str) + "\n")
+    return target
 
 
 def verify_checkpoint(path: str | Path) -> dict:

@@ -2,14 +2,31 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from minivideo.__main__ import main as cli
+from minivideo.checkpoints import (
+    add_metrics,
+    build_model_from_checkpoint,
+    copy_checkpoint,
+    export_weights,
+    save_checkpoint,
+    verify_checkpoint,
+    write_manifest,
+)
 from minivideo.cli import train as train_command
 from minivideo.metrics.videogpt_quality import quality_table
-from minivideo.models.videogpt import VideoGPT, VideoGPTConfig, predict_clips, videogpt_loss
-from minivideo.models.videogpt_compact import EncodeBatch, build_model, stream
+from minivideo.models import videogpt_compact
+from minivideo.models.videogpt import (
+    CLASS_GUIDANCE,
+    VideoGPT,
+    VideoGPTConfig,
+    predict_clips,
+    videogpt_loss,
+)
+from minivideo.models.videogpt_compact import EncodeBatch, build_model, compact_loss, stream
 from minivideo.train import TrainConfig, fit
 from minivideo.vqvae import (
     COMPACT_TOKENIZER_TARGET,
@@ -98,6 +115,25 @@ def test_a_tiny_compact_tokenizer_learns_in_seconds():
     last = sum(h["recon_loss"] for h in result.history[-10:]) / 10
     first = result.history[0]["recon_loss"]
     assert last < 0.8 * black and last < 0.2 * first, (first, last, black)
+
+
+def test_the_t2_tokenizer_halves_time_only_and_stays_causal():
+    torch.manual_seed(0)
+    model = ClipTokenizer(ClipTokenizerConfig.compact("tiny", time_down=2)).eval()
+    assert model.latent_shape(16) == (8, 8, 8) and model.tokens_per_clip(16) == 512
+    assert ClipTokenizerConfig.compact("small", time_down=2).num_codes == 512
+    video = torch.randint(0, 256, (2, 16, 64, 64), dtype=torch.uint8)
+    # the codes of frames 0-7 alone are the clip's first 4 latent steps: nothing leaks back
+    assert torch.equal(model.encode(video[:, :8]), model.encode(video)[:, :4])
+    changed = video.clone()
+    changed[:, 8:] = 0
+    assert torch.equal(model.encode(changed)[:, :4], model.encode(video)[:, :4])
+    assert not torch.equal(model.encode(changed)[:, 4:], model.encode(video)[:, 4:])
+
+
+def test_compact_presets_refuse_other_time_factors():
+    with pytest.raises(ValueError, match="time_down must be 2 or 4"):
+        ClipTokenizerConfig.compact("small", time_down=8)
 
 
 # --------------------------------------------------------------------------- one prior
@@ -195,6 +231,23 @@ def test_a_tiny_one_prior_learns_the_background_in_seconds():
     assert first > 4.5 and last < 2.5, (first, last)
 
 
+def test_the_training_loss_encodes_clips_as_the_collate_does(monkeypatch):
+    torch.manual_seed(0)
+    tokenizer = ClipTokenizer(ClipTokenizerConfig.compact("tiny")).eval()
+    model = build_model("tiny", tokenizer).eval()
+    data = stream("train", seed=0)
+    items = [data[i] for i in range(4)]
+    videos = torch.stack([item["video"] for item in items])
+    digits = torch.stack([torch.as_tensor(item["digits"]) for item in items])
+    # the loss encodes with the tokenizer the prior names, here the untrained tiny one
+    names = []
+    monkeypatch.setattr(videogpt_compact, "_tokenizer_on",
+                        lambda name, device: names.append(name) or tokenizer)
+    from_clips, _ = compact_loss(model, {"video": videos, "digits": digits})
+    from_codes, _ = videogpt_loss(model, EncodeBatch(tokenizer)(items))
+    assert torch.equal(from_clips, from_codes) and names == ["vqvae-compact"]
+
+
 # --------------------------------------------------------------------------- bf16 on the CPU
 def test_cpu_bf16_runs_the_loss_under_bf16_autocast_and_still_learns():
     torch.manual_seed(0)
@@ -263,6 +316,123 @@ def test_export_must_be_another_pt_file(tmp_path, capsys):
         cli(["train", "vqvae-frame", "--config", "tiny", "--out", str(tmp_path / "a.pt"),
              "--export", str(tmp_path / "a.pt")])
     assert "--export must be another file name ending in .pt" in capsys.readouterr().err
+
+
+def test_a_time_budget_shortens_the_schedule_and_is_recorded(tmp_path):
+    torch.manual_seed(0)
+    data = [{"x": torch.randn(4)} for _ in range(64)]
+
+    def loss_fn(m, batch):
+        return m(batch["x"]).pow(2).mean(), {}
+
+    def run(minutes):
+        config = TrainConfig(steps=200, batch_size=8, lr=0.01, warmup_steps=5, progress=False,
+                             device="cpu", minutes=minutes)
+        out = tmp_path / f"{minutes}.pt"
+        result = fit(torch.nn.Linear(4, 1), loss_fn, data, config, checkpoint=out)
+        return result, torch.load(out, weights_only=False), config
+
+    spent, state, config = run(1e-9)  # over budget at the measurement: one more step, then stop
+    assert spent.step == 41 and len(spent.history) == 41 and state["step"] == 41
+    assert state["train_config"]["steps"] == 41 and config.steps == 200  # the caller's is kept
+    # the cosine reaches its floor at the chosen last step
+    assert spent.history[-1]["lr"] == pytest.approx(0.001, rel=0.05)
+    ample, state, _ = run(60.0)  # far more time than 200 steps need: the schedule is unchanged
+    assert ample.step == 200 and state["train_config"]["steps"] == 200
+    with pytest.raises(ValueError, match="minutes must be > 0"):
+        TrainConfig(minutes=0)
+
+
+def test_a_half_export_is_half_the_size_and_loads_as_float32(tmp_path):
+    common = ["train", "vqvae-frame", "--config", "tiny", "--steps", "3", "--no-eval",
+              "--no-progress", "--out", str(tmp_path / "run.pt")]
+    assert cli([*common, "--export", str(tmp_path / "full.pt")]) == 0
+    assert cli([*common, "--export", str(tmp_path / "half.pt"), "--export-half"]) == 0
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    stored = torch.load(half, weights_only=False)
+    assert stored["weights_dtype"] == "float16"
+    assert {v.dtype for v in stored["model"].values() if v.is_floating_point()} == {torch.float16}
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    a, b = build_model_from_checkpoint(full).eval(), build_model_from_checkpoint(half).eval()
+    assert all(p.dtype == torch.float32 for p in b.parameters())
+    video = torch.rand(2, 4, 64, 64)
+    assert torch.allclose(a(video)[0], b(video)[0], atol=2e-2)
+    assert not torch.equal(a(video)[0], b(video)[0])  # really rounded
+    assert export_weights(full, tmp_path / "again.pt", half=True).stat().st_size == pytest.approx(
+        half.stat().st_size, rel=0.05)
+
+
+def test_evaluate_only_adds_figures_to_the_manifest_of_a_no_eval_run(tmp_path, monkeypatch,
+                                                                   capsys):
+    out = tmp_path / "run.pt"
+    common = ["train", "vqvae-frame", "--config", "tiny", "--no-progress", "--out", str(out)]
+    assert cli([*common, "--steps", "2", "--no-eval"]) == 0
+    trained = json.loads(out.with_suffix(".json").read_text())
+    assert trained["metrics"] == {}
+    seen = []
+
+    def evaluation(model):  # a stand-in that proves it got the trained weights from the file
+        seen.append(model)
+        return {"weight_sum": float(sum(p.sum() for p in model.parameters()))}
+
+    monkeypatch.setattr(train_command, "resolve_evaluation", lambda name, target: evaluation)
+    assert cli([*common, "--evaluate-only"]) == 0
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    weights = torch.load(out, weights_only=False)["model"]
+    expected = float(sum(v.sum() for k, v in weights.items()
+                         if k in dict(seen[0].named_parameters())))
+    assert manifest["metrics"]["weight_sum"] == pytest.approx(expected, rel=1e-6)
+    assert not seen[0].training
+    # how the weights were made stays; how they were measured is added
+    for key in ("command", "sha256", "train_seconds", "device", "step"):
+        assert manifest[key] == trained[key], key
+    assert "--evaluate-only" in manifest["metrics_command"]
+    assert manifest["metrics_device"].startswith("cpu")
+    verify_checkpoint(out)
+    # a copy under another name keeps the manifest, renamed; a changed file takes no figures
+    shipped = copy_checkpoint(out, tmp_path / "ship" / "tok.pt")
+    assert verify_checkpoint(shipped)["file"] == "tok.pt"
+    shipped.write_bytes(shipped.read_bytes() + b"x")
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        add_metrics(shipped, {}, command="c", device="cpu")
+    with pytest.raises(SystemExit):
+        cli(["train", "vqvae-frame", "--out", str(tmp_path / "none.pt"), "--evaluate-only"])
+    assert "--evaluate-only measures a checkpoint" in capsys.readouterr().err
+
+
+def test_class_samples_of_the_one_prior_are_guided_by_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIVIDEO_CHECKPOINTS", str(tmp_path))
+    torch.manual_seed(0)
+    tokenizer = ClipTokenizer(ClipTokenizerConfig.compact("tiny"))
+    with torch.no_grad():  # far-apart code vectors: different codes decode to different pixels
+        tokenizer.quantizer.embedding.normal_(0, 20)
+    path = save_checkpoint(tmp_path / "vqvae-compact.pt", model=tokenizer)
+    write_manifest(path, command="test", data_seed=0, train_seconds=0, device="cpu", metrics={})
+    prior = _prior()
+    path = save_checkpoint(tmp_path / "videogpt.pt", model=prior,
+                           model_config=prior.config_dict())
+    write_manifest(path, command="test", data_seed=0, train_seconds=0, device="cpu", metrics={})
+
+    def sample(*extra):
+        out = tmp_path / f"s{len(extra)}{''.join(extra)}.npz"
+        assert cli(["sample", "videogpt", "--cond", "class", "--digits", "3,7", "--num", "2",
+                    "--out", str(out), "--no-progress", *extra]) == 0
+        with np.load(out) as saved:
+            return saved["videos"]
+
+    default, three, one = sample(), sample("--guidance", "3"), sample("--guidance", "1")
+    assert CLASS_GUIDANCE == 3.0
+    assert np.array_equal(default, three) and not np.array_equal(default, one)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--export-half"], "--export-half needs --export"),
+    (["--minutes", "0"], "--minutes must be a positive number"),
+])
+def test_bad_budget_and_export_options_are_refused(tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit):
+        cli(["train", "vqvae-frame", "--config", "tiny", "--out", str(tmp_path / "a.pt"), *extra])
+    assert message in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- prediction, figures

@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videogpt --cond frames: CONTEXT.npz with 'videos' (N, T, 64, 64)")
     parser.add_argument("--prompt", default=None, help="cogvideo: a caption")
     parser.add_argument("--guidance", type=float, default=None,
-                        help="classifier-free guidance weight (cogvideo)")
+                        help="classifier-free guidance weight: cogvideo; videogpt --cond class "
+                             "(default 3, the best of docs/videogpt_sweep.py; 1 = none)")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)

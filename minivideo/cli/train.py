@@ -24,7 +24,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from minivideo.checkpoints import export_weights, save_checkpoint, write_manifest
+from minivideo.checkpoints import (
+    add_metrics,
+    build_model_from_checkpoint,
+    export_weights,
+    save_checkpoint,
+    write_manifest,
+)
 from minivideo.train import Target, fit
 from minivideo.utils import pick_device
 
@@ -134,6 +140,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", default=None,
                         help="also write a weights-only copy FILE.pt (no optimiser state; for "
                              "shipping) with its own manifest")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="train nothing: measure the existing --out (trained with --no-eval, "
+                             "e.g. on a GPU) and add the held-out figures to its manifest")
     parser.add_argument("--export-half", action="store_true",
                         help="--export stores the weights as float16 (half the size; loading "
                              "turns them back into float32)")
@@ -195,6 +204,24 @@ def _device_name(device: torch.device) -> str:
     return f"{device.type} ({torch.get_num_threads()} threads)"
 
 
+def evaluate_only(args: argparse.Namespace, target: Target, out: Path) -> int:
+    """`--evaluate-only`: the held-out figures of an existing checkpoint, into its manifest."""
+    if not out.is_file():
+        raise ValueError(f"--out {args.out} does not exist: --evaluate-only measures a checkpoint")
+    evaluate = resolve_evaluation(args.target, target)
+    if evaluate is None:
+        raise ValueError(f"target {args.target!r} has no held-out evaluation")
+    device = pick_device(args.device)
+    model = build_model_from_checkpoint(out).to(device).eval()
+    with torch.no_grad():
+        metrics = evaluate(model)
+    print("held-out: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                                   if isinstance(v, (int, float))))
+    path = add_metrics(out, metrics, command=command_line(args), device=_device_name(device))
+    print(f"wrote {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the model and data, train with `minivideo.train.fit`, write --out and its manifest."""
     out = Path(args.out)
@@ -219,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
     target = resolve_target(args.target, args.cond)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.evaluate_only:
+        return evaluate_only(args, target, out)
     out.parent.mkdir(parents=True, exist_ok=True)
     config = target.train_config(
         args.config, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

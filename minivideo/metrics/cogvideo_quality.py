@@ -35,6 +35,7 @@ from minivideo.models.cogvideo import (
     encode_clips,
     frame_caption,
     motion_caption,
+    sample_images,
     text_to_video,
     tokenizer_of,
     training_pair,
@@ -101,7 +102,12 @@ def evaluate_cogview(model: nn.Module, num_clips: int = 64) -> dict[str, float]:
         sequences = cogview_sequence(ids, codes, num_codes)
         return [training_pair(s, model.config.text_len + 1, num_codes) for s in sequences]
 
-    return {**_with_and_without_caption(model, make), "test_frames": len(frames)}
+    out = {**_with_and_without_caption(model, make), "test_frames": len(frames)}
+    from minivideo.pretrained import available_pretrained, pretrained
+
+    if model.config.tokenizer == "vqvae-frame" and "judge" in available_pretrained():
+        out.update(evaluate_cogview_frames(model, pretrained("judge"), num_clips))
+    return out
 
 
 def _stage_pairs(model: CogVideo, clips: EncodedClips, stride: int, drop: bool) -> list[dict]:
@@ -135,6 +141,41 @@ def evaluate_keyframes(model: nn.Module, num_clips: int = 64) -> dict[str, float
         model, lambda drop: _stage_pairs(model, clips, KEYFRAME_STRIDE, drop))
     return {**out, "gate_mean_abs": round(float(model.gate.detach().abs().mean()), 4),
             "test_clips": num_clips}
+
+
+# --------------------------------------------------------------------------- frames the judge reads
+@torch.no_grad()
+def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 64,
+                            guidance: float = 3.0, seed: int = 0,
+                            batch_size: int = 32) -> dict[str, float]:
+    """Stage 0 as a person sees it: does a drawn frame show its caption's two digits?
+
+    Each caption is the quadrant caption of frame 0 of a test clip. The judge reads clips, so
+    every frame is held still for MIN_FRAMES frames; the same is done with the real frame and
+    with its tokenizer reconstruction, which bound what any CogView can reach.
+    """
+    from minivideo.metrics.judge import MIN_FRAMES
+
+    if not isinstance(model, CogView):
+        raise TypeError(f"model must be a CogView, got {type(model).__name__}")
+    clips = test_clips(model, num_frames)
+    tokenizer = tokenizer_of(model)
+    captions = [frame_caption(clips.digits[i], clips.positions[i, 0]) for i in range(num_frames)]
+    drawn = []
+    for start in range(0, num_frames, batch_size):
+        ids = _ids(captions[start : start + batch_size])
+        codes = sample_images(model, ids, guidance=guidance, seed=seed + start)
+        drawn.append(tokenizer.decode(codes[:, None].cpu())[:, 0])
+    recon = tokenizer.decode(clips.codes[:, :1].long())[:, 0]
+    wanted = torch.zeros(num_frames, 10, dtype=torch.bool)
+    wanted[torch.arange(num_frames)[:, None], torch.as_tensor(clips.digits).long()] = True
+
+    def reads(frames: torch.Tensor) -> float:
+        still = frames[:, None].expand(-1, MIN_FRAMES, -1, -1)
+        return round(float((judge.predict(still).present == wanted).all(1).float().mean()), 4)
+
+    return {"frames_judge_reads": reads(torch.cat(drawn)), "frames_guidance": guidance,
+            "frames_judge_reads_tokenizer": reads(recon), "frames_test": num_frames}
 
 
 # --------------------------------------------------------------------------- caption accuracy
@@ -183,7 +224,7 @@ def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, f
     return out
 
 
-__all__ = ["bits_per_code", "evaluate_cogview", "evaluate_interpolation",
+__all__ = ["bits_per_code", "evaluate_cogview", "evaluate_cogview_frames", "evaluate_interpolation",
            "evaluate_keyframes", "evaluate_text_to_video", "test_clips"]
 
 
@@ -204,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     figures = evaluate_text_to_video(keyframes, interp, pretrained("judge"),
                                      num_prompts=args.prompts, guidance=args.guidance,
                                      seed=args.seed)
+    figures.update(evaluate_cogview_frames(pretrained("cogview"), pretrained("judge"),
+                                           num_frames=2 * args.prompts, guidance=args.guidance,
+                                           seed=args.seed))
     for name, value in figures.items():
         print(f"{name:28s} {value:.4g}")
     return 0

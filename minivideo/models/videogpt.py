@@ -698,6 +698,10 @@ def predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, *
 
 # The shipped one-prior VideoGPT (class, unconditional and prediction in one checkpoint).
 ONE_PRIOR = "videogpt"
+# Class samples of a one-prior model are guided by default: on 64 test pairs the judge read the
+# requested digits in 31% / 58% / 72% / 69% of samples at guidance 1 / 2 / 3 / 4
+# (python docs/videogpt_sweep.py checkpoints/videogpt.pt; docs/figures/videogpt_sweep.json).
+CLASS_GUIDANCE = 3.0
 
 
 def sample_videos(args) -> dict[str, np.ndarray]:
@@ -745,6 +749,8 @@ def sample_videos(args) -> dict[str, np.ndarray]:
         extras["context"] = frames.numpy()
     sampling = dict(seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
                     temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    if one_prior and cond == "class" and guidance is None:
+        guidance = CLASS_GUIDANCE
     if one_prior and cond == "frames":
         videos = predict_clips(model, tokenizer, frames, **sampling)
     else:
@@ -760,5 +766,5 @@ __all__ = [
     "schedules",
     "VideoGPTConfig", "build_dataset", "build_model", "check_tokenizer", "encode_clips",
     "load_context", "parse_digits", "predict_clips", "sample_clips", "sample_videos", "target",
-    "videogpt_loss", "ONE_PRIOR", "shipped_tokenizer",
+    "videogpt_loss", "CLASS_GUIDANCE", "ONE_PRIOR", "shipped_tokenizer",
 ]
