@@ -346,5 +346,67 @@ def test_text_to_video_evaluation_runs_the_hierarchy_and_the_judge(trained_base)
     judge = Judge(JudgeConfig(stem_channels=(4, 8), channels=8, num_blocks=1, embed_dim=16))
     figures = evaluate_text_to_video(keys, interp, judge, num_prompts=2, batch_size=2)
     assert {"t2v_caption_digits", "t2v_caption_motion", "t2v_caption_both"} <= set(figures)
-    assert all(0 <= figures[f"t2v_caption_{k}"] <= 1 for k in ("digits", "motion", "both"))
-    assert figures["t2v_seconds_per_clip"] > 0
+    assert figures["t2v_seconds_per_clip"] > 0 and figures["t2v_prompts"] == 2
+
+
+def _oracle(judge, present, directions, seen):
+    """Make `judge` read `present` / `directions` for whatever it is shown (recording shapes)."""
+    from minivideo.metrics.judge import JudgePrediction
+
+    def predict(videos, batch_size=256, motion="fit"):
+        seen.append(tuple(videos.shape))
+        return JudgePrediction(present.float(), present, directions,
+                               torch.zeros_like(directions))
+
+    judge.predict = predict
+    return judge
+
+
+def test_text_to_video_figures_are_what_the_judge_reads_of_the_prompts(trained_base):
+    from minivideo.metrics.captions import caption_targets
+    from minivideo.metrics.cogvideo_quality import _clip_caption, evaluate_text_to_video, test_clips
+    from minivideo.metrics.judge import Judge, JudgeConfig
+
+    keys = CogVideo.from_cogview(trained_base, "keyframes").eval()
+    interp = CogVideo.from_cogview(trained_base, "interp").eval()
+    clips = test_clips(keys, 4)
+    named, first = caption_targets([_clip_caption(clips, i) for i in range(4)])
+    directions = torch.zeros(4, 10, dtype=torch.long)
+    for i, wanted in enumerate(first):
+        for digit, allowed in wanted.items():
+            directions[i, digit] = min(allowed)
+    torch.manual_seed(0)
+    judge = Judge(JudgeConfig(stem_channels=(4, 8), channels=8, num_blocks=1, embed_dim=16))
+    seen = []
+    right = evaluate_text_to_video(keys, interp, _oracle(judge, named, directions, seen),
+                                   num_prompts=4, batch_size=2)
+    assert (right["t2v_caption_digits"], right["t2v_caption_motion"]) == (1.0, 1.0)
+    assert seen == [(4, 17, 64, 64)]  # the whole 17-frame clips of all 4 prompts
+    wrong_way = directions.clone()
+    wrong_way[:2] = (directions[:2] + 4) % 8  # the opposite direction in two clips
+    half = evaluate_text_to_video(keys, interp, _oracle(judge, named, wrong_way, []),
+                                  num_prompts=4, batch_size=2)
+    assert (half["t2v_caption_digits"], half["t2v_caption_motion"]) == (1.0, 0.5)
+    assert half["t2v_caption_both"] == 0.5
+
+
+def test_cogview_frames_are_scored_by_what_the_judge_reads(trained_base):
+    from minivideo.metrics.cogvideo_quality import evaluate_cogview_frames, test_clips
+    from minivideo.metrics.judge import MIN_FRAMES, Judge, JudgeConfig
+
+    clips = test_clips(trained_base, 4)
+    truth = torch.zeros(4, 10, dtype=torch.bool)
+    truth[torch.arange(4)[:, None], torch.as_tensor(clips.digits).long()] = True
+    torch.manual_seed(0)
+    judge = Judge(JudgeConfig(stem_channels=(4, 8), channels=8, num_blocks=1, embed_dim=16))
+    still = torch.zeros(4, 10, dtype=torch.long)
+    seen = []
+    figures = evaluate_cogview_frames(trained_base, _oracle(judge, truth, still, seen),
+                                      num_frames=4, guidance=1.0)
+    assert figures["frames_judge_reads"] == figures["frames_judge_reads_tokenizer"] == 1.0
+    assert seen == [(4, MIN_FRAMES, 64, 64)] * 2  # drawn frames, then reconstructions, held still
+    one_wrong = truth.clone()
+    one_wrong[0] = ~one_wrong[0]
+    figures = evaluate_cogview_frames(trained_base, _oracle(judge, one_wrong, still, []),
+                                      num_frames=4)
+    assert figures["frames_judge_reads"] == 0.75 and figures["frames_guidance"] == 3.0
