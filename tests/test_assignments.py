@@ -246,6 +246,7 @@ def test_grade_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="no graded test cells"):
         grade(tmp_path / "toy.ipynb", tmp_path / "plain.ipynb")
 
+@pytest.mark.slow
 def test_round_trip_on_notebook_01(tmp_path, capsys):
     """Teacher releases 01; the unanswered copy runs up to the exercise and fails there with its
     hint; the answered copy earns every point. Through the command line, as a teacher types it."""
@@ -279,6 +280,7 @@ def test_round_trip_on_notebook_01(tmp_path, capsys):
 
 
 
+@pytest.mark.slow
 def test_a_hanging_notebook_is_stopped_and_scored(tmp_path):
     nb = toy_notebook()
     nb.cells[4].source = "### BEGIN SOLUTION\nimport time\ntime.sleep(60)\n### END SOLUTION"
@@ -356,6 +358,7 @@ def test_released_course_notebook_hides_solutions_and_hidden_tests(released_cour
             assert s.outputs == [] and s.execution_count is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", COURSE, ids=[p.stem for p in COURSE])
 def test_released_course_notebook_runs_up_to_its_first_exercise(released_course, path):
     """Run in fast mode from the released folder, as a student would; only the stub may raise."""
@@ -379,6 +382,7 @@ def test_released_course_notebook_runs_up_to_its_first_exercise(released_course,
     print(f"{path.name}: {seconds:.1f} s up to cell {first.index}")
 
 
+@pytest.mark.slow
 def test_grading_notebook_03_from_the_command_line(released_course, tmp_path):
     """Without --source: an unanswered copy fails with its hint, the solution notebook passes."""
     out, _ = released_course

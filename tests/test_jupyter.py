@@ -48,6 +48,7 @@ def course_env(tmp_path: Path, venv: Path, **extra: str) -> dict[str, str]:
             "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), **extra}
 
 
+@pytest.mark.slow
 def test_course_lab_serves_the_notebooks(tmp_path):
     """`./course lab ARGS` itself, as the user running the tests (root in CI containers)."""
     venv = Path(sys.executable).parent.parent  # the environment the course installs
