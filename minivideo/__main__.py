@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         # that run commands in-process (tests, notebooks)
         with torch_threads(getattr(args, "threads", None)):
             return int(args.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:
+        # Bad input (a wrong option value, a missing or unusable file) is a one-line error.
+        # Anything else, TypeError included, is a bug and keeps its traceback.
         parser.exit(2, f"error: {err}\n")
 
 

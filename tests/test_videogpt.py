@@ -203,6 +203,28 @@ def test_sample_command_end_to_end(tmp_path, monkeypatch, clip_tokenizer):
     assert err.value.code == 2
 
 
+def test_a_wrong_checkpoint_is_a_user_error_but_a_type_error_is_a_bug(tmp_path, monkeypatch,
+                                                                      capsys):
+    import minivideo.cli.sample as sample_command
+
+    not_a_prior = save_checkpoint(tmp_path / "tokenizer.pt",
+                                  model=ClipTokenizer(ClipTokenizerConfig.compact("tiny")))
+    with pytest.raises(SystemExit) as err:
+        cli_main(["sample", "videogpt", "--checkpoint", str(not_a_prior), "--num", "1",
+                  "--out", str(tmp_path / "x.npz"), "--no-progress"])
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    assert "is not a VideoGPT checkpoint (it holds a ClipTokenizer)" in message
+    assert "Traceback" not in message
+
+    def broken(args):
+        raise TypeError("a bug in a command")
+
+    monkeypatch.setattr(sample_command, "run", broken)
+    with pytest.raises(TypeError, match="a bug in a command"):  # not swallowed into exit 2
+        cli_main(["sample", "videogpt", "--num", "1", "--out", str(tmp_path / "y.npz")])
+
+
 def test_target_and_schedules():
     t = target("frames")
     assert set(t.schedules) == set(SCHEDULES) == {"tiny", "small", "full"}

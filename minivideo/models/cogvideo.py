@@ -984,8 +984,11 @@ def _checkpoints(spec: str | None) -> tuple[nn.Module, nn.Module]:
         raise ValueError("--checkpoint for cogvideo must be KEYFRAMES.pt,INTERP.pt or a folder "
                          f"holding cogvideo-keyframes.pt and cogvideo-interp.pt; got {spec!r}")
     keys, interp = (_load(p) for p in parts)
-    _check_stage(keys, "keyframes")
-    _check_stage(interp, "interp")
+    for model, stage, path in ((keys, "keyframes", parts[0]), (interp, "interp", parts[1])):
+        try:
+            _check_stage(model, stage)
+        except TypeError as err:
+            raise ValueError(f"--checkpoint {path}: {err}") from err
     return keys, interp
 
 

@@ -393,6 +393,11 @@ def sample_videos(args: argparse.Namespace) -> dict[str, np.ndarray]:
         prior = pretrained(RECIPE, device=device)
     else:
         prior = build_model_from_checkpoint(args.checkpoint).to(device).eval()
+        try:
+            bos_token(prior)  # an image prior made by build_prior, or a clear error
+        except TypeError as err:
+            raise ValueError(f"--checkpoint {args.checkpoint} is not an image prior: "
+                             f"{err}") from err
     tokenizer = _shipped_tokenizer().to(device)
     _check_compatible(prior, tokenizer)
     # one generator across batches: the N samples are one seeded stream

@@ -727,7 +727,8 @@ def sample_videos(args) -> dict[str, np.ndarray]:
     else:
         model = pretrained(f"videogpt-{cond}")
     if not isinstance(model, VideoGPT):
-        raise TypeError(f"{args.checkpoint} is not a VideoGPT checkpoint")
+        raise ValueError(f"--checkpoint {args.checkpoint} is not a VideoGPT checkpoint "
+                         f"(it holds a {type(model).__name__})")
     one_prior = model.config.null_class  # serves every conditioning
     if model.config.cond != cond and not one_prior:
         raise ValueError(f"the checkpoint's model has cond={model.config.cond!r}, "
