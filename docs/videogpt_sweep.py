@@ -1,9 +1,9 @@
-"""How sampling settings change what a VideoGPT prior draws: guidance and top-k, and best-of-k.
+"""How sampling settings change what a VideoGPT prior draws: guidance, top-k, temperature.
 
 The prior is trained once; how it is sampled is a free choice made afterwards. This script draws
 class-conditional clips for the same TEST digit pairs under each setting and reports how often
-the judge reads the requested digits, then predicted futures (8 given frames) under the best
-setting, including best-of-k (k futures per context, the one the judge reads best kept):
+the judge reads the requested digits, then predicted futures (8 given frames) at a few
+temperatures, and best-of-k at the best one (k futures per context, kept if any is read):
 
     python docs/videogpt_sweep.py checkpoints/videogpt.pt --clips 64 \\
         --out docs/figures/videogpt_sweep.json
@@ -29,9 +29,11 @@ from minivideo.metrics.videogpt_quality import PREDICTION_CONTEXT, judge_reads
 from minivideo.models.videogpt import predict_clips, sample_clips
 from minivideo.pretrained import pretrained
 
-SETTINGS = [  # (guidance, top_k)
-    (1.0, None), (2.0, None), (3.0, None), (4.0, None), (1.0, 16), (3.0, 16),
+SETTINGS = [  # class samples: (guidance, top_k, temperature)
+    (1.0, None, 1.0), (2.0, None, 1.0), (3.0, None, 1.0), (4.0, None, 1.0),
+    (1.0, 16, 1.0), (3.0, 16, 1.0), (3.0, None, 0.85), (3.0, None, 0.7),
 ]
+TEMPERATURES = (1.0, 0.85, 0.7)  # predictions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,28 +54,35 @@ def main(argv: list[str] | None = None) -> int:
     clips = test_clips(args.clips, model.config.num_frames)
     video, digits = clips["video"], clips["digits"]
     rows, began = [], time.perf_counter()
-    for guidance, top_k in SETTINGS:
+    for guidance, top_k, temperature in SETTINGS:
         samples = sample_clips(model, tokenizer, args.clips, digits=digits, guidance=guidance,
-                               top_k=top_k, seed=args.seed)
-        rows.append({"guidance": guidance, "top_k": top_k,
+                               top_k=top_k, temperature=temperature, seed=args.seed)
+        rows.append({"guidance": guidance, "top_k": top_k, "temperature": temperature,
                      "judge_reads_requested": judge_reads(judge, samples, digits)})
-        print(f"class, guidance {guidance:g}, top-k {top_k}: judge reads "
-              f"{rows[-1]['judge_reads_requested']:.1%}", flush=True)
-    top_k = max((r for r in rows if r["guidance"] == 1.0),
-                key=lambda r: r["judge_reads_requested"])["top_k"]
+        print(f"class, guidance {guidance:g}, top-k {top_k}, temperature {temperature:g}: judge "
+              f"reads {rows[-1]['judge_reads_requested']:.1%}", flush=True)
     k = PREDICTION_CONTEXT
-    futures = [predict_clips(model, tokenizer, video[:, :k], seed=args.seed + 1 + i,
-                             top_k=top_k)[:, k:] for i in range(args.best_of)]
     wanted = torch.zeros(len(digits), 10, dtype=torch.bool)  # the set of digits of each clip
     wanted[torch.arange(len(digits))[:, None], digits.long()] = True
-    read = torch.stack([(judge.predict(f).present == wanted).all(1)
-                        for f in futures])  # (k, clips): the judge reads exactly the clip's set
-    prediction = {"top_k": top_k, "best_of": args.best_of,
-                  "judge_digits_predicted": float(read[0].float().mean()),
-                  "judge_digits_predicted_best_of_k": float(read.any(0).float().mean())}
-    plain = prediction["judge_digits_predicted"]
-    print(f"prediction, top-k {top_k}: both digits read in {plain:.1%}"
-          f" of futures, best of {args.best_of}: "
+
+    def reads(temperature: float, seed: int) -> torch.Tensor:
+        """(clips,) bool: the judge reads exactly the clip's digits in a predicted future."""
+        future = predict_clips(model, tokenizer, video[:, :k], seed=seed,
+                               temperature=temperature)[:, k:]
+        return (judge.predict(future).present == wanted).all(1)
+
+    first = {t: reads(t, args.seed + 1) for t in TEMPERATURES}
+    for t, read in first.items():
+        print(f"prediction, temperature {t:g}: both digits read in {read.float().mean():.1%}",
+              flush=True)
+    best = max(TEMPERATURES, key=lambda t: float(first[t].float().mean()))
+    more = [first[best]] + [reads(best, args.seed + 1 + i) for i in range(1, args.best_of)]
+    prediction = {"temperatures": {str(t): float(r.float().mean()) for t, r in first.items()},
+                  "best_temperature": best, "best_of": args.best_of,
+                  "judge_digits_predicted": float(first[best].float().mean()),
+                  "judge_digits_predicted_best_of_k": float(torch.stack(more).any(0)
+                                                            .float().mean())}
+    print(f"prediction, temperature {best:g}, best of {args.best_of}: "
           f"{prediction['judge_digits_predicted_best_of_k']:.1%}")
     if args.out:
         command = "python docs/videogpt_sweep.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])

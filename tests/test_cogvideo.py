@@ -1,6 +1,7 @@
 """CogVideo: masks, freezing, the gate at init, hierarchy, guidance, learning, errors, commands."""
 
 import copy
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,11 +10,9 @@ import torch
 
 from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint
 from minivideo.data import MovingMNISTConfig, captions_for, generate_clips, load_digits
+from minivideo.data.captions import CaptionTokenizer
 from minivideo.masks import local_window_mask
 from minivideo.models.cogvideo import (
-    COGVIEW,
-    INTERPOLATION,
-    KEYFRAMES,
     CogVideo,
     CogView,
     CogViewConfig,
@@ -37,6 +36,15 @@ from minivideo.models.cogvideo import (
     spatial_mask,
     temporal_mask,
     video_sequence,
+)
+from minivideo.models.cogvideo_recipe import (
+    COGVIEW,
+    INTERPOLATION,
+    KEYFRAMES,
+    FreshFrames,
+    FreshWindows,
+    fresh_loss,
+    fresh_sequences,
 )
 from minivideo.sampling import classifier_free_guidance
 from minivideo.train import TrainConfig, fit
@@ -320,6 +328,77 @@ def test_targets_and_sample_command(tmp_path):
         sample_videos(SimpleNamespace(**{**vars(args), "checkpoint": "one.pt"}))
     with pytest.raises(ValueError, match="accepted words"):
         sample_videos(SimpleNamespace(**{**vars(args), "prompt": "digit 3 moves fast"}))
+
+
+# --------------------------------------------------------------------------- fresh clips
+def test_fresh_items_are_new_clips_that_replay_exactly():
+    frames = FreshFrames(seed=0)
+    assert len(frames) > 10**9  # endless: no pool
+    a, b = frames[7], frames[8]
+    assert a["frames"].shape == (1, 64, 64) and a["frames"].dtype == torch.uint8
+    assert torch.equal(FreshFrames(seed=0)[7]["frames"], a["frames"])  # (seed, index) → item
+    assert torch.equal(FreshFrames(seed=0)[7]["caption"], a["caption"])
+    assert not torch.equal(a["frames"], b["frames"])
+    assert not torch.equal(FreshFrames(seed=1)[7]["frames"], a["frames"])
+    # the caption names the digits of the very frame shown
+    clip = frames.clip(7)
+    t = [i for i in range(17) if np.array_equal(clip.videos[0, i], a["frames"][0].numpy())][0]
+    expected = frame_caption(clip.digits[0], clip.trajectories.positions[0, t])
+    assert a["caption"].tolist() == CaptionTokenizer().encode(expected)
+
+
+@pytest.mark.parametrize("stage", ["keyframes", "interp"])
+def test_fresh_windows_hold_the_stage_frames_of_their_clip(stage):
+    model = CogVideo.from_cogview(tiny_cogview(), stage)
+    data = FreshWindows(model.config, seed=0)
+    for index in range(6):
+        item, clip = data[index], data.clip(index)
+        stride = item["stride"]
+        assert stride in ((4, 2, 1) if stage == "keyframes" else (2, 1))
+        times = model.config.frame_times
+        assert item["frames"].shape == (len(times), 64, 64)
+        # the frames are the clip's, `stride` apart, in the stage's sequence order
+        firsts = [f for f in range(17) if np.array_equal(clip.videos[0, f],
+                                                         item["frames"][0].numpy())]
+        assert any(all(np.array_equal(clip.videos[0, f + t * stride], item["frames"][j].numpy())
+                       for j, t in enumerate(times)) for f in firsts)
+
+
+def test_fresh_loss_encodes_the_frames_as_the_pooled_sequences_do(clips):
+    base = tiny_cogview()
+    model = CogVideo.from_cogview(base, "keyframes")
+    data = FreshWindows(model.config, seed=0, stride=4)
+    items = [data[i] for i in range(3)]
+    batch = {"frames": torch.stack([i["frames"] for i in items]),
+             "caption": torch.stack([i["caption"] for i in items]),
+             "stride": torch.tensor([i["stride"] for i in items])}
+    pair = fresh_sequences(model, batch)
+    tokenizer = load_tokenizer(base.config.tokenizer)
+    codes = tokenizer.encode(batch["frames"])
+    expected = video_sequence(model.config, batch["caption"], 4, codes)
+    assert torch.equal(pair["input"], expected[:, :-1])
+    assert (pair["target"][:, : base.config.text_len] == -100).all()  # the caption is given
+    loss, logs = fresh_loss(model, batch)
+    assert torch.isfinite(loss) and logs["bits_per_code"] == pytest.approx(
+        float(loss.detach()) / math.log(2))
+    frames = FreshFrames(seed=0)
+    items = [frames[i] for i in range(3)]
+    batch = {"frames": torch.stack([i["frames"] for i in items]),
+             "caption": torch.stack([i["caption"] for i in items]), "stride": torch.zeros(3)}
+    codes = tokenizer.encode(batch["frames"])[:, 0]
+    assert torch.equal(fresh_sequences(base, batch)["input"],
+                       cogview_sequence(batch["caption"], codes, 64)[:, :-1])
+
+
+def test_the_cogview_target_learns_from_fresh_clips():
+    torch.manual_seed(0)
+    model = COGVIEW.build_model("tiny")
+    config = TrainConfig(steps=80, batch_size=16, lr=3e-3, warmup_steps=5, progress=False,
+                         device="cpu")
+    result = fit(model, COGVIEW.loss_fn, COGVIEW.build_dataset("tiny", 0), config)
+    first = result.history[0]["bits_per_code"]
+    last = sum(h["bits_per_code"] for h in result.history[-10:]) / 10
+    assert first > 5.5 and last < first - 1.0, (first, last)  # log2(64) = 6 bits at the start
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -50,9 +50,9 @@ TARGETS: dict[str, str] = {
     "videogpt": "minivideo.models.videogpt:target",
     "videogpt-compact": "minivideo.models.videogpt_compact:TARGET",
     "videogpt-compact-t2": "minivideo.models.videogpt_compact:TARGET_T2",
-    "cogview": "minivideo.models.cogvideo:COGVIEW",
-    "cogvideo-keyframes": "minivideo.models.cogvideo:KEYFRAMES",
-    "cogvideo-interp": "minivideo.models.cogvideo:INTERPOLATION",
+    "cogview": "minivideo.models.cogvideo_recipe:COGVIEW",
+    "cogvideo-keyframes": "minivideo.models.cogvideo_recipe:KEYFRAMES",
+    "cogvideo-interp": "minivideo.models.cogvideo_recipe:INTERPOLATION",
 }
 
 # name → "module:function(model) -> {figure: value}": the held-out figures of the manifest.

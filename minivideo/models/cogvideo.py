@@ -74,9 +74,7 @@ from minivideo.data.mnist import cache_dir, load_digits
 from minivideo.data.moving_mnist import COMPASS, DigitMotion, MovingMNISTConfig, generate_clips
 from minivideo.masks import local_window_mask, prefix_mask
 from minivideo.sampling import generate
-from minivideo.train import Target
 from minivideo.transformer import Block, GPTCache, GPTConfig
-from minivideo.utils import pick_device
 from minivideo.vqvae import FrameTokenizer, FrameTokenizerConfig
 
 PRESETS = ("tiny", "small", "full")
@@ -663,37 +661,60 @@ class VideoDataset(_Draws):
     def draw(self, rng: np.random.Generator) -> tuple[int, int, int]:
         """(clip, stride, first frame) of one item."""
         clip = int(rng.integers(len(self.clips)))
-        if self.stride is not None:
-            stride = check_stride(self.stride, self.config.stage)
-        elif self.config.stage == "keyframes":
-            strides = list(KEYFRAME_STRIDE_WEIGHTS)
-            stride = strides[rng.choice(len(strides), p=list(KEYFRAME_STRIDE_WEIGHTS.values()))]
-        else:
-            stride = int(rng.choice(STAGE_STRIDES["interp"]))
-        span = max(self.config.frame_times) * stride  # source frames from first to last
-        first = int(rng.integers(self.clips.codes.shape[1] - span))
+        stride, first = draw_window(self.config, self.clips.codes.shape[1], rng, self.stride)
         return clip, stride, first
 
     def __getitem__(self, index: int) -> dict:
         rng = self.rng(index)
         clip, stride, first = self.draw(rng)
-        clips, times = self.clips, self.config.frame_times
-        frames = [first + t * stride for t in times]  # in sequence order
-        last = first + max(times) * stride
-        if self.config.stage == "keyframes":
-            # the caption of exactly the motion shown between the first and the last frame
-            text = motion_caption(clips.digits[clip], clips.directions[clip, first:last])
-        else:
-            # stage 2 runs under the whole clip's prompt, so it trains under it too
-            text = motion_caption(clips.digits[clip], clips.directions[clip, :-1])
+        clips = self.clips
+        frames = window_frames(self.config, stride, first)
+        text = window_caption(self.config, clips.digits[clip], clips.directions[clip], stride,
+                              first)
         caption = self.caption(text, rng)
         sequence = video_sequence(self.config, caption[None], stride,
                                   clips.codes[clip, frames][None].long())[0]
-        base = self.config.base
-        scored = base.text_len + 1  # key frames: every frame; interp: the middle frame only
-        if self.config.stage == "interp":
-            scored += 2 * base.frame_len
-        return training_pair(sequence, scored, base.num_codes)
+        return training_pair(sequence, scored_from(self.config), self.config.base.num_codes)
+
+
+def draw_window(config: CogVideoConfig, num_frames: int, rng: np.random.Generator,
+                stride: int | None = None) -> tuple[int, int]:
+    """(stride, first frame) of a training window of a stage in a clip of num_frames frames:
+    key frames at stride 4, 2 or 1 (weights KEYFRAME_STRIDE_WEIGHTS), middles at 2 or 1."""
+    if stride is not None:
+        stride = check_stride(stride, config.stage)
+    elif config.stage == "keyframes":
+        strides = list(KEYFRAME_STRIDE_WEIGHTS)
+        stride = strides[rng.choice(len(strides), p=list(KEYFRAME_STRIDE_WEIGHTS.values()))]
+    else:
+        stride = int(rng.choice(STAGE_STRIDES["interp"]))
+    span = max(config.frame_times) * stride  # source frames from first to last
+    return stride, int(rng.integers(num_frames - span))
+
+
+def window_frames(config: CogVideoConfig, stride: int, first: int) -> list[int]:
+    """The source frames of a window, in sequence order."""
+    return [first + t * stride for t in config.frame_times]
+
+
+def window_caption(config: CogVideoConfig, digits: np.ndarray, directions: np.ndarray,
+                   stride: int, first: int) -> str:
+    """The caption a window trains under; directions (t, k) are the clip's, per frame."""
+    if config.stage == "keyframes":
+        # the caption of exactly the motion shown between the first and the last frame
+        last = first + max(config.frame_times) * stride
+        return motion_caption(digits, directions[first:last])
+    # stage 2 runs under the whole clip's prompt, so it trains under it too
+    return motion_caption(digits, directions[:-1])
+
+
+def scored_from(config: CogViewConfig | CogVideoConfig) -> int:
+    """First scored position: after the caption (and BOI or the rate token); interpolation
+    scores only the middle frame, after the two given neighbours."""
+    if isinstance(config, CogViewConfig):
+        return config.text_len + 1
+    base = config.base
+    return base.text_len + 1 + (2 * base.frame_len if config.stage == "interp" else 0)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -865,10 +886,6 @@ def tokenizer_of(model: nn.Module) -> FrameTokenizer:
     return load_tokenizer(config.tokenizer)
 
 
-def _tokenizer_name(preset: str) -> str:
-    return UNTRAINED_TINY if preset == "tiny" else "vqvae-frame"
-
-
 def _load(path_or_name: str) -> nn.Module:
     from minivideo.checkpoints import build_model_from_checkpoint
     from minivideo.pretrained import pretrained
@@ -876,100 +893,6 @@ def _load(path_or_name: str) -> nn.Module:
     if path_or_name.endswith(".pt"):
         return build_model_from_checkpoint(path_or_name).eval()
     return pretrained(path_or_name)
-
-
-# --------------------------------------------------------------------------- training targets
-@dataclass(frozen=True)
-class DataConfig:
-    """How many clips each preset encodes for training."""
-
-    num_clips: int
-
-    @classmethod
-    def preset(cls, name: str) -> DataConfig:
-        """tiny: a handful; small: what one CPU thread encodes in about 100 s; full: 30,000 clips
-        (480,000 frames, encoded on the GPU when there is one)."""
-        sizes = {"tiny": 8, "small": 600, "full": 30_000}
-        if name not in sizes:
-            raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
-        return cls(sizes[name])
-
-
-def _clips_for(preset: str, seed: int) -> EncodedClips:
-    tokenizer = load_tokenizer(_tokenizer_name(preset))
-    device = pick_device()
-    if device.type != "cpu":  # a copy: the cached CPU tokenizer also decodes samples
-        tokenizer = copy.deepcopy(tokenizer).to(device)
-    return encode_clips(tokenizer, DataConfig.preset(preset).num_clips, seed=seed,
-                        cache=preset != "tiny")
-
-
-def build_cogview(preset: str) -> CogView:
-    """`train cogview`: a fresh CogView-mini sized for the preset's tokenizer."""
-    name = _tokenizer_name(preset)
-    return CogView(CogViewConfig.preset(preset, load_tokenizer(name).num_codes, name))
-
-
-def _base(preset: str) -> CogView:
-    """The frozen base of a stage: the shipped CogView, or (tiny, for tests) an untrained one."""
-    return build_cogview("tiny") if preset == "tiny" else _load("cogview")
-
-
-def _build_stage(stage: str):
-    def build(preset: str) -> CogVideo:
-        base_name = "untrained" if preset == "tiny" else "cogview"
-        return CogVideo.from_cogview(_base(preset), stage, base_name=base_name)
-
-    return build
-
-
-def _video_dataset(stage: str):
-    def build(preset: str, seed: int) -> VideoDataset:
-        with torch.random.fork_rng():  # the base is only read for its config here
-            config = CogVideoConfig(cogview=asdict(_base(preset).config), stage=stage)
-        return VideoDataset(_clips_for(preset, seed), config, seed=seed,
-                            caption_dropout=CAPTION_DROPOUT)
-
-    return build
-
-
-COGVIEW = Target(
-    description="CogView-mini: caption (digits + quadrants) → one frame's 8×8 codes",
-    build_model=build_cogview,
-    build_dataset=lambda preset, seed: FrameCaptionDataset(
-        _clips_for(preset, seed), seed=seed, caption_dropout=CAPTION_DROPOUT),
-    loss_fn=sequence_loss,
-    schedules={
-        "tiny": dict(steps=40, batch_size=8, lr=3e-3, warmup_steps=5),
-        "small": dict(steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, weight_decay=0.01),
-        "full": dict(steps=100_000, batch_size=128, lr=1e-3, warmup_steps=300, weight_decay=0.01),
-    },
-    notes="held-out figures on frames of test-digit clips (seed 1234); bits per code",
-)
-KEYFRAMES = Target(
-    description="CogVideo stage 1: caption → 5 key frames (stride 4), dual-channel on CogView",
-    build_model=_build_stage("keyframes"),
-    build_dataset=_video_dataset("keyframes"),
-    loss_fn=sequence_loss,
-    schedules={
-        "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
-        "small": dict(steps=600, batch_size=8, lr=2e-3, warmup_steps=50, weight_decay=0.01),
-        "full": dict(steps=100_000, batch_size=64, lr=1e-3, warmup_steps=300, weight_decay=0.01),
-    },
-    notes="held-out figures on test-digit clips (seed 1234), key frames at stride 4",
-)
-INTERPOLATION = Target(
-    description="CogVideo stage 2: caption + two neighbours → the middle frame (stride 2 or 1)",
-    build_model=_build_stage("interp"),
-    build_dataset=_video_dataset("interp"),
-    loss_fn=sequence_loss,
-    schedules={
-        "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
-        "small": dict(steps=540, batch_size=16, lr=2e-3, warmup_steps=50, weight_decay=0.01),
-        "full": dict(steps=100_000, batch_size=64, lr=1e-3, warmup_steps=300, weight_decay=0.01),
-    },
-    notes="held-out figures on test-digit clips (seed 1234), middles at strides 2 and 1",
-)
 
 
 # --------------------------------------------------------------------------- sample command
@@ -1017,12 +940,12 @@ def sample_videos(args: argparse.Namespace) -> dict:
 
 
 __all__ = [
-    "CAPTION_DROPOUT", "CLIP_FRAMES", "COGVIEW", "FRAME_STRIDES", "INTERPOLATION", "KEYFRAMES",
-    "NUM_KEYFRAMES", "CogVideo", "CogVideoConfig", "CogView", "CogViewConfig", "DualCache",
-    "EncodedClips", "FrameCaptionDataset", "TemporalChannel", "VideoDataset", "check_stride",
-    "cogview_sequence", "encode_clips", "encode_prompt", "fill_middle", "frame_caption",
-    "interpolate", "interpolate_once", "load_tokenizer", "motion_caption", "quadrant",
-    "sample_images", "sample_keyframes", "sample_videos", "sequence_loss", "spatial_mask",
-    "temporal_mask", "text_to_video", "text_tokens", "tokenizer_of", "training_pair",
-    "video_sequence",
+    "CAPTION_DROPOUT", "CLIP_FRAMES", "FRAME_STRIDES", "NUM_KEYFRAMES", "check_stride", "CogVideo",
+    "CogVideoConfig", "CogView", "cogview_sequence", "CogViewConfig", "draw_window", "DualCache",
+    "encode_clips", "encode_prompt", "EncodedClips", "fill_middle", "frame_caption",
+    "FrameCaptionDataset", "interpolate", "interpolate_once", "load_tokenizer", "motion_caption",
+    "quadrant", "sample_images", "sample_keyframes", "sample_videos", "scored_from",
+    "sequence_loss", "spatial_mask", "temporal_mask", "TemporalChannel", "text_to_video",
+    "text_tokens", "tokenizer_of", "training_pair", "video_sequence", "VideoDataset",
+    "window_caption", "window_frames",
 ]

@@ -1,0 +1,214 @@
+"""The train targets of CogVideo-mini's three stages, on clips made fresh for every item.
+
+`cogvideo.py` holds the models, their sequences and sampling; this module is the recipe that
+trains them (`python -m minivideo train cogview | cogvideo-keyframes | cogvideo-interp`).
+
+**Fresh clips, encoded on the training device.** Each training item is a new Moving MNIST clip
+of training digits, a pure function of (seed, index), so no frame is drawn from a fixed pool
+and resuming is still exact. The items hold *pixels* and the caption; `fresh_loss` encodes the
+frames with the frozen frame tokenizer on the device the model trains on (on a GPU that costs
+almost nothing, and DataLoader workers only draw clips), then builds the stage's sequence:
+
+* stage 0 (`cogview`): one frame under its quadrant caption, `[caption | BOI | codes]`;
+* stage 1 (`cogvideo-keyframes`): 5 frames at stride 4, 2 or 1 under the caption of exactly the
+  motion they show;
+* stage 2 (`cogvideo-interp`): two neighbours and their middle at stride 2 or 1, under the
+  whole clip's caption.
+
+    python -m minivideo train cogview --config small --bf16 --out runs/cogview.pt
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from torch import nn
+
+from minivideo.data.mnist import load_digits
+from minivideo.data.moving_mnist import MovingMNISTConfig, generate_clips
+from minivideo.models.cogvideo import (
+    CAPTION_DROPOUT,
+    CLIP_FRAMES,
+    UNTRAINED_TINY,
+    CogVideo,
+    CogVideoConfig,
+    CogView,
+    CogViewConfig,
+    _Draws,
+    _load,
+    cogview_sequence,
+    draw_window,
+    frame_caption,
+    load_tokenizer,
+    scored_from,
+    sequence_loss,
+    training_pair,
+    video_sequence,
+    window_caption,
+    window_frames,
+)
+from minivideo.train import Target
+
+
+# --------------------------------------------------------------------------- fresh clips
+class _FreshClips(_Draws):
+    """Item i draws clip i of an endless seeded stream of clips of `split` digits."""
+
+    CLIP_STREAM = 40
+
+    def __init__(self, seed: int = 0, caption_dropout: float = 0.0, split: str = "train",
+                 length: int | None = None) -> None:
+        super().__init__(None, seed, caption_dropout, length)
+        self.digits = load_digits(split)
+        self.config = MovingMNISTConfig(num_frames=CLIP_FRAMES)
+
+    def clip(self, index: int):
+        """Clip `index` (a MovingMNISTBatch of one), from a random stream of its own."""
+        rng = np.random.default_rng([self.seed, self.CLIP_STREAM, index])
+        return generate_clips(1, self.digits, self.config, rng)
+
+
+class FreshFrames(_FreshClips):
+    """Stage 0 items: one frame of a fresh clip, with its quadrant caption."""
+
+    STREAM = 41
+
+    def __getitem__(self, index: int) -> dict:
+        rng, clip = self.rng(index), self.clip(index)
+        t = int(rng.integers(CLIP_FRAMES))
+        text = frame_caption(clip.digits[0], clip.trajectories.positions[0, t])
+        return {"frames": torch.from_numpy(clip.videos[0, t : t + 1].copy()),
+                "caption": self.caption(text, rng), "stride": 0}
+
+
+class FreshWindows(_FreshClips):
+    """Stage 1 and 2 items: a stage's window of frames of a fresh clip, with its caption."""
+
+    STREAM = 42
+
+    def __init__(self, config: CogVideoConfig, seed: int = 0, caption_dropout: float = 0.0,
+                 split: str = "train", length: int | None = None,
+                 stride: int | None = None) -> None:
+        super().__init__(seed, caption_dropout, split, length)
+        self.stage_config, self.stride = config, stride
+
+    def __getitem__(self, index: int) -> dict:
+        rng, clip = self.rng(index), self.clip(index)
+        stride, first = draw_window(self.stage_config, CLIP_FRAMES, rng, self.stride)
+        frames = window_frames(self.stage_config, stride, first)
+        text = window_caption(self.stage_config, clip.digits[0],
+                              clip.trajectories.directions[0], stride, first)
+        return {"frames": torch.from_numpy(clip.videos[0, frames].copy()),
+                "caption": self.caption(text, rng), "stride": stride}
+
+
+@functools.cache
+def _tokenizer_on(name: str, device: str) -> nn.Module:
+    """The frozen frame tokenizer `name` on a device (the shared CPU copy on the CPU)."""
+    tokenizer = load_tokenizer(name)
+    return tokenizer if device == "cpu" else copy.deepcopy(tokenizer).to(device)
+
+
+def fresh_sequences(model: nn.Module, batch: dict) -> dict:
+    """Encode a batch of fresh items' frames and build the stage's inputs and targets."""
+    core = getattr(model, "module", model)  # unwrapped under DDP
+    config = core.config
+    base = config.base if isinstance(core, CogVideo) else config
+    frames, captions = batch["frames"], batch["caption"]
+    with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):
+        # float32 codes, as at sampling time, even inside a mixed-precision step
+        codes = _tokenizer_on(base.tokenizer, str(frames.device)).encode(frames)
+    if isinstance(core, CogVideo):
+        strides = [int(s) for s in batch["stride"]]
+        sequence = torch.cat([video_sequence(config, captions[i : i + 1], s, codes[i : i + 1])
+                              for i, s in enumerate(strides)])
+    else:
+        sequence = cogview_sequence(captions, codes[:, 0], base.num_codes)
+    return training_pair(sequence, scored_from(config), base.num_codes)
+
+
+def fresh_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    """`sequence_loss` of a batch of fresh items (frames encoded here)."""
+    return sequence_loss(model, fresh_sequences(model, batch))
+
+
+# --------------------------------------------------------------------------- models
+def _tokenizer_name(preset: str) -> str:
+    return UNTRAINED_TINY if preset == "tiny" else "vqvae-frame"
+
+
+def build_cogview(preset: str) -> CogView:
+    """`train cogview`: a fresh CogView-mini sized for the preset's tokenizer."""
+    name = _tokenizer_name(preset)
+    return CogView(CogViewConfig.preset(preset, load_tokenizer(name).num_codes, name))
+
+
+def _base(preset: str) -> CogView:
+    """The frozen base of a stage: the shipped CogView, or (tiny, for tests) an untrained one."""
+    return build_cogview("tiny") if preset == "tiny" else _load("cogview")
+
+
+def _build_stage(stage: str):
+    def build(preset: str) -> CogVideo:
+        base_name = "untrained" if preset == "tiny" else "cogview"
+        return CogVideo.from_cogview(_base(preset), stage, base_name=base_name)
+
+    return build
+
+
+def _windows(stage: str):
+    def build(preset: str, seed: int) -> FreshWindows:
+        with torch.random.fork_rng():  # the base is only read for its config here
+            config = CogVideoConfig(cogview=asdict(_base(preset).config), stage=stage)
+        return FreshWindows(config, seed=seed, caption_dropout=CAPTION_DROPOUT)
+
+    return build
+
+
+# --------------------------------------------------------------------------- targets
+COGVIEW = Target(
+    description="CogView-mini: caption (digits + quadrants) → one frame's 8×8 codes",
+    build_model=build_cogview,
+    build_dataset=lambda preset, seed: FreshFrames(seed=seed, caption_dropout=CAPTION_DROPOUT),
+    loss_fn=fresh_loss,
+    schedules={
+        "tiny": dict(steps=40, batch_size=8, lr=3e-3, warmup_steps=5),
+        "small": dict(steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, weight_decay=0.01),
+        "full": dict(steps=100_000, batch_size=128, lr=1e-3, warmup_steps=300, weight_decay=0.01),
+    },
+    notes="fresh training clips every item; held-out figures on frames of test-digit clips "
+          "(seed 1234); bits per code",
+)
+KEYFRAMES = Target(
+    description="CogVideo stage 1: caption → 5 key frames (stride 4), dual-channel on CogView",
+    build_model=_build_stage("keyframes"),
+    build_dataset=_windows("keyframes"),
+    loss_fn=fresh_loss,
+    schedules={
+        "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
+        "small": dict(steps=600, batch_size=8, lr=2e-3, warmup_steps=50, weight_decay=0.01),
+        "full": dict(steps=100_000, batch_size=64, lr=1e-3, warmup_steps=300, weight_decay=0.01),
+    },
+    notes="fresh training clips every item; held-out figures on test-digit clips (seed 1234), "
+          "key frames at stride 4",
+)
+INTERPOLATION = Target(
+    description="CogVideo stage 2: caption + two neighbours → the middle frame (stride 2 or 1)",
+    build_model=_build_stage("interp"),
+    build_dataset=_windows("interp"),
+    loss_fn=fresh_loss,
+    schedules={
+        "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
+        "small": dict(steps=540, batch_size=16, lr=2e-3, warmup_steps=50, weight_decay=0.01),
+        "full": dict(steps=100_000, batch_size=64, lr=1e-3, warmup_steps=300, weight_decay=0.01),
+    },
+    notes="fresh training clips every item; held-out figures on test-digit clips (seed 1234), "
+          "middles at strides 2 and 1",
+)
+
+__all__ = ["COGVIEW", "INTERPOLATION", "KEYFRAMES", "FreshFrames", "FreshWindows",
+           "build_cogview", "fresh_loss", "fresh_sequences"]
