@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from minivideo.checkpoints import build_model_from_checkpoint
+from minivideo.metrics.judge import reads_digit_sets
 from minivideo.metrics.reconstruction import test_clips
 from minivideo.metrics.videogpt_quality import PREDICTION_CONTEXT, judge_reads
 from minivideo.models.videogpt import predict_clips, sample_clips
@@ -62,14 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"class, guidance {guidance:g}, top-k {top_k}, temperature {temperature:g}: judge "
               f"reads {rows[-1]['judge_reads_requested']:.1%}", flush=True)
     k = PREDICTION_CONTEXT
-    wanted = torch.zeros(len(digits), 10, dtype=torch.bool)  # the set of digits of each clip
-    wanted[torch.arange(len(digits))[:, None], digits.long()] = True
 
     def reads(temperature: float, seed: int) -> torch.Tensor:
         """(clips,) bool: the judge reads exactly the clip's digits in a predicted future."""
         future = predict_clips(model, tokenizer, video[:, :k], seed=seed,
                                temperature=temperature)[:, k:]
-        return (judge.predict(future).present == wanted).all(1)
+        return reads_digit_sets(judge, future, digits)
 
     first = {t: reads(t, args.seed + 1) for t in TEMPERATURES}
     for t, read in first.items():

@@ -200,7 +200,10 @@ def write_manifest(
         "metrics": metrics,
         "notes": notes,
     }
-    path = manifest_path(checkpoint_path)
+    return _write_manifest_file(manifest_path(checkpoint_path), manifest)
+
+
+def _write_manifest_file(path: Path, manifest: dict) -> Path:
     path.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
     return path
 
@@ -218,8 +221,7 @@ def add_metrics(checkpoint_path: str | Path, metrics: dict, *, command: str,
     if manifest["sha256"] != sha256_file(checkpoint_path):
         raise ValueError(f"{checkpoint_path} does not match its manifest; not adding figures")
     manifest.update(metrics=metrics, metrics_command=command, metrics_device=device)
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
-    return path
+    return _write_manifest_file(path, manifest)
 
 
 def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
@@ -229,8 +231,7 @@ def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     manifest["file"] = target.name
-    manifest_path(target).write_text(json.dumps(manifest, indent=2, sort_keys=False,
-                                                default=str) + "\n")
+    _write_manifest_file(manifest_path(target), manifest)
     return target
 
 

@@ -17,7 +17,9 @@ dead codes from recent encoder outputs (VideoGPT, Jukebox).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -849,6 +851,25 @@ def _make_targets():
         16, compact_schedules,
     )
     return frame, clip, compact, compact_t2
+
+
+@functools.cache
+def _copy_on(tokenizer: nn.Module, device: str) -> nn.Module:
+    return copy.deepcopy(tokenizer).to(device)
+
+
+@torch.no_grad()
+def encode_frozen(tokenizer: nn.Module, video: torch.Tensor) -> torch.Tensor:
+    """Codes of a frozen tokenizer for a video on any device, always in float32.
+
+    For recipes that encode inside the training loss: a tokenizer on another device is copied
+    there once (and the copy kept), and float32 even inside a mixed-precision step, because the
+    codes must be the ones the tokenizer gives at sampling time, when nothing is autocast.
+    """
+    if next(tokenizer.parameters()).device != video.device:
+        tokenizer = _copy_on(tokenizer, str(video.device))
+    with torch.autocast(video.device.type, enabled=False):
+        return tokenizer.encode(video)
 
 
 (FRAME_TOKENIZER_TARGET, CLIP_TOKENIZER_TARGET, COMPACT_TOKENIZER_TARGET,

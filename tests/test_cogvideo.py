@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint
 from minivideo.data import MovingMNISTConfig, captions_for, generate_clips, load_digits
@@ -368,10 +369,7 @@ def test_fresh_loss_encodes_the_frames_as_the_pooled_sequences_do(clips):
     base = tiny_cogview()
     model = CogVideo.from_cogview(base, "keyframes")
     data = FreshWindows(model.config, seed=0, stride=4)
-    items = [data[i] for i in range(3)]
-    batch = {"frames": torch.stack([i["frames"] for i in items]),
-             "caption": torch.stack([i["caption"] for i in items]),
-             "stride": torch.tensor([i["stride"] for i in items])}
+    batch = default_collate([data[i] for i in range(3)])  # what the training loader gives
     pair = fresh_sequences(model, batch)
     tokenizer = load_tokenizer(base.config.tokenizer)
     codes = tokenizer.encode(batch["frames"])
@@ -382,9 +380,7 @@ def test_fresh_loss_encodes_the_frames_as_the_pooled_sequences_do(clips):
     assert torch.isfinite(loss) and logs["bits_per_code"] == pytest.approx(
         float(loss.detach()) / math.log(2))
     frames = FreshFrames(seed=0)
-    items = [frames[i] for i in range(3)]
-    batch = {"frames": torch.stack([i["frames"] for i in items]),
-             "caption": torch.stack([i["caption"] for i in items]), "stride": torch.zeros(3)}
+    batch = default_collate([frames[i] for i in range(3)])
     codes = tokenizer.encode(batch["frames"])[:, 0]
     assert torch.equal(fresh_sequences(base, batch)["input"],
                        cogview_sequence(batch["caption"], codes, 64)[:, :-1])

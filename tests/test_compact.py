@@ -241,8 +241,8 @@ def test_the_training_loss_encodes_clips_as_the_collate_does(monkeypatch):
     digits = torch.stack([torch.as_tensor(item["digits"]) for item in items])
     # the loss encodes with the tokenizer the prior names, here the untrained tiny one
     names = []
-    monkeypatch.setattr(videogpt_compact, "_tokenizer_on",
-                        lambda name, device: names.append(name) or tokenizer)
+    monkeypatch.setattr(videogpt_compact, "shipped_tokenizer",
+                        lambda name: names.append(name) or tokenizer)
     from_clips, _ = compact_loss(model, {"video": videos, "digits": digits})
     from_codes, _ = videogpt_loss(model, EncodeBatch(tokenizer)(items))
     assert torch.equal(from_clips, from_codes) and names == ["vqvae-compact"]

@@ -204,6 +204,16 @@ def _device_name(device: torch.device) -> str:
     return f"{device.type} ({torch.get_num_threads()} threads)"
 
 
+def _held_out(evaluate, model: torch.nn.Module) -> dict:
+    """The target's held-out figures of a model (in eval mode, no gradients), printed."""
+    model.eval()
+    with torch.no_grad():
+        metrics = evaluate(model)
+    print("held-out: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                                   if isinstance(v, (int, float))))
+    return metrics
+
+
 def evaluate_only(args: argparse.Namespace, target: Target, out: Path) -> int:
     """`--evaluate-only`: the held-out figures of an existing checkpoint, into its manifest."""
     if not out.is_file():
@@ -212,11 +222,7 @@ def evaluate_only(args: argparse.Namespace, target: Target, out: Path) -> int:
     if evaluate is None:
         raise ValueError(f"target {args.target!r} has no held-out evaluation")
     device = pick_device(args.device)
-    model = build_model_from_checkpoint(out).to(device).eval()
-    with torch.no_grad():
-        metrics = evaluate(model)
-    print("held-out: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
-                                   if isinstance(v, (int, float))))
+    metrics = _held_out(evaluate, build_model_from_checkpoint(out).to(device))
     path = add_metrics(out, metrics, command=command_line(args), device=_device_name(device))
     print(f"wrote {path}")
     return 0
@@ -281,11 +287,7 @@ def run(args: argparse.Namespace) -> int:
     metrics: dict = {}
     evaluate = resolve_evaluation(args.target, target)
     if evaluate is not None and not args.no_eval:
-        model = result.model.eval()
-        with torch.no_grad():
-            metrics = evaluate(model)
-        print("held-out: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
-                                       if isinstance(v, (int, float))))
+        metrics = _held_out(evaluate, result.model)
     total = result.history[-1].get("seconds", seconds) if result.history else seconds
     exported = [export_weights(out, args.export, half=args.export_half)] if args.export else []
     for path in [out, *exported]:

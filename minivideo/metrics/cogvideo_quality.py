@@ -154,7 +154,7 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 
     every frame is held still for MIN_FRAMES frames; the same is done with the real frame and
     with its tokenizer reconstruction, which bound what any CogView can reach.
     """
-    from minivideo.metrics.judge import MIN_FRAMES
+    from minivideo.metrics.judge import MIN_FRAMES, reads_digit_sets
 
     if not isinstance(model, CogView):
         raise TypeError(f"model must be a CogView, got {type(model).__name__}")
@@ -167,12 +167,10 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 
         codes = sample_images(model, ids, guidance=guidance, seed=seed + start)
         drawn.append(tokenizer.decode(codes[:, None].cpu())[:, 0])
     recon = tokenizer.decode(clips.codes[:, :1].long())[:, 0]
-    wanted = torch.zeros(num_frames, 10, dtype=torch.bool)
-    wanted[torch.arange(num_frames)[:, None], torch.as_tensor(clips.digits).long()] = True
 
     def reads(frames: torch.Tensor) -> float:
         still = frames[:, None].expand(-1, MIN_FRAMES, -1, -1)
-        return round(float((judge.predict(still).present == wanted).all(1).float().mean()), 4)
+        return round(float(reads_digit_sets(judge, still, clips.digits).float().mean()), 4)
 
     return {"frames_judge_reads": reads(torch.cat(drawn)), "frames_guidance": guidance,
             "frames_judge_reads_tokenizer": reads(recon), "frames_test": num_frames}

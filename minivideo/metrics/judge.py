@@ -316,6 +316,15 @@ class Judge(nn.Module):
         return heads, fitted if fit else None
 
 
+def reads_digit_sets(judge: Judge, videos: np.ndarray | torch.Tensor,
+                     digits: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """bool (n,): whether the judge reads exactly the set of digit labels (n, k) of each clip."""
+    digits = torch.as_tensor(digits).long()
+    wanted = torch.zeros(len(digits), 10, dtype=torch.bool)
+    wanted[torch.arange(len(digits))[:, None], digits] = True
+    return (judge.predict(videos).present == wanted).all(dim=1)
+
+
 @torch.no_grad()
 def judge_features(judge: Judge, videos: np.ndarray | torch.Tensor,
                    batch_size: int = 256, progress: bool = False) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from minivideo.metrics.frechet import frechet_distance
-from minivideo.metrics.judge import judge_features
+from minivideo.metrics.judge import judge_features, reads_digit_sets
 from minivideo.metrics.prediction import prediction_error
 from minivideo.metrics.reconstruction import test_clips
 from minivideo.models.videogpt import VideoGPT, check_tokenizer, predict_clips, sample_clips
@@ -38,17 +38,9 @@ from minivideo.models.videogpt import VideoGPT, check_tokenizer, predict_clips, 
 NUM_FRAMES = 16
 
 
-def _present(digits: torch.Tensor) -> torch.Tensor:
-    """bool (n, 10): which digit classes appear, from digit labels (n, k)."""
-    present = torch.zeros(len(digits), 10, dtype=torch.bool)
-    present[torch.arange(len(digits))[:, None], digits.long()] = True
-    return present
-
-
 def judge_reads(judge: nn.Module, videos: torch.Tensor, digits: torch.Tensor) -> float:
     """Fraction of clips whose set of digits, as the judge reads it, equals the given set."""
-    read = judge.predict(videos).present
-    return float((read == _present(digits)).all(dim=1).float().mean())
+    return float(reads_digit_sets(judge, videos, digits).float().mean())
 
 
 @torch.no_grad()

@@ -20,8 +20,6 @@ almost nothing, and DataLoader workers only draw clips), then builds the stage's
 
 from __future__ import annotations
 
-import copy
-import functools
 from dataclasses import asdict
 
 import numpy as np
@@ -52,6 +50,7 @@ from minivideo.models.cogvideo import (
     window_frames,
 )
 from minivideo.train import Target
+from minivideo.vqvae import encode_frozen
 
 
 # --------------------------------------------------------------------------- fresh clips
@@ -106,22 +105,13 @@ class FreshWindows(_FreshClips):
                 "caption": self.caption(text, rng), "stride": stride}
 
 
-@functools.cache
-def _tokenizer_on(name: str, device: str) -> nn.Module:
-    """The frozen frame tokenizer `name` on a device (the shared CPU copy on the CPU)."""
-    tokenizer = load_tokenizer(name)
-    return tokenizer if device == "cpu" else copy.deepcopy(tokenizer).to(device)
-
-
 def fresh_sequences(model: nn.Module, batch: dict) -> dict:
     """Encode a batch of fresh items' frames and build the stage's inputs and targets."""
     core = getattr(model, "module", model)  # unwrapped under DDP
     config = core.config
     base = config.base if isinstance(core, CogVideo) else config
     frames, captions = batch["frames"], batch["caption"]
-    with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):
-        # float32 codes, as at sampling time, even inside a mixed-precision step
-        codes = _tokenizer_on(base.tokenizer, str(frames.device)).encode(frames)
+    codes = encode_frozen(load_tokenizer(base.tokenizer), frames)  # float32, on the device
     if isinstance(core, CogVideo):
         strides = [int(s) for s in batch["stride"]]
         sequence = torch.cat([video_sequence(config, captions[i : i + 1], s, codes[i : i + 1])
@@ -170,6 +160,27 @@ def _windows(stage: str):
 
 
 # --------------------------------------------------------------------------- targets
+# `full` (GPU): as many steps as --minutes allows (docs/gpu_recipe.sh); 100,000 is only a bound.
+_FULL = dict(steps=100_000, lr=1e-3, warmup_steps=300, weight_decay=0.01)
+
+
+def _stage_target(stage: str, description: str, small: dict, held_out: str) -> Target:
+    """The train target of a CogVideo stage: the frozen shipped CogView, fresh windows."""
+    return Target(
+        description=description,
+        build_model=_build_stage(stage),
+        build_dataset=_windows(stage),
+        loss_fn=fresh_loss,
+        schedules={
+            "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
+            "small": dict(lr=2e-3, warmup_steps=50, weight_decay=0.01, **small),
+            "full": dict(batch_size=64, **_FULL),
+        },
+        notes=f"fresh training clips every item; held-out figures on test-digit clips (seed "
+              f"1234), {held_out}",
+    )
+
+
 COGVIEW = Target(
     description="CogView-mini: caption (digits + quadrants) → one frame's 8×8 codes",
     build_model=build_cogview,
@@ -178,37 +189,17 @@ COGVIEW = Target(
     schedules={
         "tiny": dict(steps=40, batch_size=8, lr=3e-3, warmup_steps=5),
         "small": dict(steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, weight_decay=0.01),
-        "full": dict(steps=100_000, batch_size=128, lr=1e-3, warmup_steps=300, weight_decay=0.01),
+        "full": dict(batch_size=128, **_FULL),
     },
     notes="fresh training clips every item; held-out figures on frames of test-digit clips "
           "(seed 1234); bits per code",
 )
-KEYFRAMES = Target(
-    description="CogVideo stage 1: caption → 5 key frames (stride 4), dual-channel on CogView",
-    build_model=_build_stage("keyframes"),
-    build_dataset=_windows("keyframes"),
-    loss_fn=fresh_loss,
-    schedules={
-        "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
-        "small": dict(steps=600, batch_size=8, lr=2e-3, warmup_steps=50, weight_decay=0.01),
-        "full": dict(steps=100_000, batch_size=64, lr=1e-3, warmup_steps=300, weight_decay=0.01),
-    },
-    notes="fresh training clips every item; held-out figures on test-digit clips (seed 1234), "
-          "key frames at stride 4",
-)
-INTERPOLATION = Target(
-    description="CogVideo stage 2: caption + two neighbours → the middle frame (stride 2 or 1)",
-    build_model=_build_stage("interp"),
-    build_dataset=_windows("interp"),
-    loss_fn=fresh_loss,
-    schedules={
-        "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
-        "small": dict(steps=540, batch_size=16, lr=2e-3, warmup_steps=50, weight_decay=0.01),
-        "full": dict(steps=100_000, batch_size=64, lr=1e-3, warmup_steps=300, weight_decay=0.01),
-    },
-    notes="fresh training clips every item; held-out figures on test-digit clips (seed 1234), "
-          "middles at strides 2 and 1",
-)
+KEYFRAMES = _stage_target(
+    "keyframes", "CogVideo stage 1: caption → 5 key frames (stride 4), dual-channel on CogView",
+    dict(steps=600, batch_size=8), "key frames at stride 4")
+INTERPOLATION = _stage_target(
+    "interp", "CogVideo stage 2: caption + two neighbours → the middle frame (stride 2 or 1)",
+    dict(steps=540, batch_size=16), "middles at strides 2 and 1")
 
 __all__ = ["COGVIEW", "INTERPOLATION", "KEYFRAMES", "FreshFrames", "FreshWindows",
            "build_cogview", "fresh_loss", "fresh_sequences"]

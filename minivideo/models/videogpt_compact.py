@@ -9,8 +9,8 @@ This recipe changes the two things that decided it:
   box without ink. Two thirds of a Moving MNIST clip is background; the prior now predicts it
   almost for free and spends its capacity on the digits.
 * **The data.** Clips are generated on the fly (a new pair of training digits on a new path in
-  every clip of every step) and encoded batch by batch in the collate function, so the prior
-  never sees a clip twice.
+  every clip of every step) and encoded batch by batch inside the loss, on the training
+  device (`compact_loss`), so the prior never sees a clip twice.
 
 One prior serves the three conditionings (condition dropout): it is a class prior
 (`cond="class"`) with a NULL label that replaces the digits of 10% of the training clips.
@@ -28,7 +28,6 @@ One prior serves the three conditionings (condition dropout): it is a class prio
 
 from __future__ import annotations
 
-import copy
 import functools
 
 import torch
@@ -38,6 +37,7 @@ from torch.utils.data import Dataset, default_collate
 from minivideo.data import MovingMNIST, MovingMNISTConfig
 from minivideo.models.videogpt import VideoGPT, VideoGPTConfig, shipped_tokenizer, videogpt_loss
 from minivideo.train import Target
+from minivideo.vqvae import encode_frozen
 
 TOKENIZER = "vqvae-compact"  # 4×8×8 = 256 codes per clip; "vqvae-compact-t2" is 8×8×8 = 512
 NUM_FRAMES = 16
@@ -51,24 +51,11 @@ def stream(split: str = "train", seed: int = 0, num_clips: int | None = None) ->
                        transform=lambda item: {"video": item["video"], "digits": item["digits"]})
 
 
-@functools.cache
-def _tokenizer_on(name: str, device: str) -> nn.Module:
-    """The frozen tokenizer `name` on a device (the shipped CPU copy itself on the CPU)."""
-    tok = shipped_tokenizer(name)
-    return tok if device == "cpu" else copy.deepcopy(tok).to(device)
-
-
-@torch.no_grad()
 def encode_videos(videos: torch.Tensor, tokenizer: str | nn.Module = TOKENIZER) -> torch.Tensor:
-    """uint8 clips (b T H W) → codes (b t h w), on the clips' device, always in float32.
-
-    float32 even inside a bf16-autocast training step: the codes must be the ones the tokenizer
-    gives at sampling time, when nothing is autocast.
-    """
-    tok = (_tokenizer_on(tokenizer, str(videos.device)) if isinstance(tokenizer, str)
-           else tokenizer)
-    with torch.autocast(videos.device.type, enabled=False):
-        return tok.encode(videos)
+    """uint8 clips (b T H W) → codes (b t h w) of a frozen tokenizer (a shipped one by name), on
+    the clips' device, always in float32 (`minivideo.vqvae.encode_frozen`)."""
+    tok = shipped_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
+    return encode_frozen(tok, videos)
 
 
 class EncodeBatch:
