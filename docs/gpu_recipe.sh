@@ -19,7 +19,7 @@
 # resumable checkpoint and log to OUT_DIR, and its weights-only export (float16) and
 # manifest to OUT_DIR/ck. `--minutes` sets each schedule's length from the measured speed, so
 # the learning rate decays in time on any GPU. The held-out figures are measured afterwards on
-# the CPU (python -m minivideo.metrics.videogpt_quality / cogvideo_quality).
+# the CPU (python -m minivideo eval videogpt / cogvideo).
 set -uo pipefail
 out=${1:?usage: bash docs/gpu_recipe.sh OUT_DIR}
 m1=${PHASE1_MINUTES:-3}

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from minivideo.cli.common import torch_threads
+from minivideo.cli.common import UsageError, torch_threads
 
 # Each command lives in minivideo/cli/<name>.py with `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS = {
@@ -16,7 +16,9 @@ COMMANDS = {
     "eval": "Evaluate generated videos against real ones.",
     "edit": "Edit clips: re-sample a region or a digit's path with a VideoGPT prior.",
     "demo": "Generate a text-to-video clip from a shipped checkpoint.",
+    "assignments": "Release, grade or check the course's assignments (teachers).",
 }
+EVAL_KINDS = ("samples", "tokenizer", "videogpt", "cogvideo")  # cli/eval.py's sub-commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,15 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command; user errors exit with status 2."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"] and len(argv) > 1 and argv[1] not in (*EVAL_KINDS, "-h", "--help"):
+        argv.insert(1, "samples")  # `eval SAMPLES.npz ...`: the first kind, and the oldest
     args = parser.parse_args(argv)
     try:
         # every command's --threads (minivideo.cli.common), restored afterwards for callers
         # that run commands in-process (tests, notebooks)
         with torch_threads(getattr(args, "threads", None)):
             return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
+    except UsageError as err:
         # Bad input (a wrong option value, a missing or unusable file) is a one-line error.
-        # Anything else, TypeError included, is a bug and keeps its traceback.
+        # Anything else, a ValueError from deep in the code included, is a bug and keeps its
+        # traceback.
         parser.exit(2, f"error: {err}\n")
 
 

@@ -97,14 +97,25 @@ def load_checkpoint(
     return payload
 
 
+def resolve_class(name: str) -> type:
+    """The class a checkpoint names as "module:QualName" (`class_path`).
+
+    A class moved to another module keeps loading from its old name as long as the old module
+    still imports it (e.g. `minivideo.models.cogvideo:CogView`, now defined in `.model`).
+    """
+    module_name, _, qualname = name.partition(":")
+    found: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
 def build_model_from_checkpoint(path: str | Path, map_location="cpu") -> nn.Module:
     """Rebuild the model class named in the checkpoint from its config and load the weights."""
     payload = load_checkpoint(path, map_location=map_location)
-    module_name, _, qualname = payload["model_class"].partition(":")
+    qualname = payload["model_class"].partition(":")[2]
     try:
-        cls: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            cls = getattr(cls, part)
+        cls = resolve_class(payload["model_class"])
     except (ImportError, AttributeError) as err:
         raise ValueError(f"{path}: cannot import model class {payload['model_class']!r}") from err
     if payload.get("model_config") is None or not hasattr(cls, "from_config"):
@@ -179,8 +190,13 @@ def write_manifest(
     device: str,
     metrics: dict,
     notes: str = "",
+    tokenizer: dict | None = None,
 ) -> Path:
-    """Write NAME.json beside the checkpoint: its hash, how it was made, and what it reaches."""
+    """Write NAME.json beside the checkpoint: its hash, how it was made, and what it reaches.
+
+    A prior also records `tokenizer` {name, sha256}: the codes it models are only meaningful to
+    that exact tokenizer, and loading refuses another (`pretrained.check_tokenizer_pairing`).
+    """
     checkpoint_path = Path(checkpoint_path)
     payload = load_checkpoint(checkpoint_path)
     manifest = {
@@ -200,6 +216,8 @@ def write_manifest(
         "metrics": metrics,
         "notes": notes,
     }
+    if tokenizer is not None:
+        manifest["tokenizer"] = tokenizer
     return _write_manifest_file(manifest_path(checkpoint_path), manifest)
 
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by every layer: run mode, device choice, seeding."""
+"""Small helpers shared by every layer: run mode, device choice, seeding, pixels, usage errors."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ import numpy as np
 import torch
 
 MODE_VARIABLE = "MINIVIDEO_MODE"
+
+
+class UsageError(ValueError):
+    """Bad input from the user (an option, a file they named): `python -m minivideo` prints it
+    as one line and exits with status 2. Every other exception is a bug and keeps its traceback.
+    A ValueError, so that library callers who catch ValueError see it too."""
+
 MODES = ("fast", "full")
 
 
@@ -49,3 +56,22 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds code that uses the legacy global RNG)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+
+def to_uint8(videos: torch.Tensor | np.ndarray, name: str = "videos") -> np.ndarray:
+    """Pixels as a uint8 NumPy array: uint8 is copied, floats in [0, 1] are clipped and rounded
+    to the nearest level.
+
+    The one conversion of every sampler, figure and reference set, so that a clip written by
+    `sample` and the same clip shown in a notebook hold identical bytes.
+    """
+    if isinstance(videos, torch.Tensor):
+        videos = videos.detach().cpu()
+        videos = (videos if videos.dtype == torch.uint8 else videos.float()).numpy()
+    videos = np.asarray(videos)
+    if videos.dtype == np.uint8:
+        return videos.copy()
+    if not np.issubdtype(videos.dtype, np.floating):
+        raise TypeError(f"{name} must be uint8 or float in [0, 1]; got {videos.dtype}")
+    return np.rint(np.clip(videos.astype(np.float32), 0.0, 1.0) * 255).astype(np.uint8)

@@ -18,19 +18,15 @@ import torch
 from einops import rearrange
 from PIL import Image
 
+from minivideo import utils
+
 
 def to_uint8(video: np.ndarray | torch.Tensor, name: str = "video") -> np.ndarray:
     """A uint8 numpy copy of a uint8 or float-in-[0, 1] video/batch (values clipped to [0, 1])."""
-    if isinstance(video, torch.Tensor):
-        video = video.detach().cpu().numpy()
-    video = np.asarray(video)
-    if video.ndim not in (3, 4):
-        raise ValueError(f"{name} must have shape (t, h, w) or (b, t, h, w); got {video.shape}")
-    if video.dtype == np.uint8:
-        return video.copy()
-    if not np.issubdtype(video.dtype, np.floating):
-        raise TypeError(f"{name} must be uint8 or float in [0, 1]; got {video.dtype}")
-    return (np.clip(video, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if len(video.shape) not in (3, 4):
+        raise ValueError(f"{name} must have shape (t, h, w) or (b, t, h, w); "
+                         f"got {tuple(video.shape)}")
+    return utils.to_uint8(video, name)
 
 
 def tile(videos: np.ndarray | torch.Tensor, ncols: int | None = None, gap: int = 2) -> np.ndarray:

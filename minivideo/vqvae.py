@@ -30,6 +30,8 @@ from einops import rearrange
 from torch import nn
 
 from minivideo.attention import MultiHeadAttention
+from minivideo.data import MovingMNIST, MovingMNISTConfig
+from minivideo.train import Target
 
 PRESETS = ("tiny", "small", "full")
 
@@ -766,8 +768,6 @@ def config_dict(model: nn.Module) -> dict:
 # --------------------------------------------------------------------------- training targets
 def _pixel_clips(split: str, num_clips: int | None, seed: int, num_frames: int):
     """Moving MNIST clips of `split` digits, `num_frames` long, items holding the pixels only."""
-    from minivideo.data import MovingMNIST, MovingMNISTConfig
-
     return MovingMNIST(split, num_clips=num_clips, seed=seed,
                        config=MovingMNISTConfig(num_frames=num_frames),
                        transform=lambda item: {"video": item["video"]})
@@ -796,8 +796,6 @@ def _held_out_clips(num_frames: int):
 def _tokenizer_target(description: str, build_model, num_frames: int, schedules: dict):
     """A tokenizer's train target: fresh training clips of `num_frames`, the shared loss, the
     held-out batch, and the manifest's note (its figures: 256 held-out 16-frame clips)."""
-    from minivideo.train import Target
-
     return Target(
         description=description,
         build_model=build_model,

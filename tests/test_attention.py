@@ -18,14 +18,7 @@ from minivideo.attention import (
     scaled_dot_product_attention,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on tensors this small, a busy 2-core machine runs 2 threads ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")  # tiny models: one thread is fastest
 
 
 BACKENDS = ["naive", "sdpa"]

@@ -32,9 +32,9 @@ def test_writes_videos_labels_and_captions(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--num", "0"], "--num must be a positive"),
-    (["--digits", "4"], "--digits must be 1, 2 or 3"),
-    (["--frames", "0"], "--frames must be at least 2"),
-    (["--frames", "1"], "--frames must be at least 2"),  # one frame: no motion to caption
+    (["--digits", "4"], "--num-digits must be 1, 2 or 3"),  # the older spelling still parses
+    (["--num-frames", "0"], "--num-frames must be at least 2"),
+    (["--frames", "1"], "--num-frames must be at least 2"),  # one frame: no motion to caption
     (["--seed", "-1"], "argument --seed: must be a non-negative integer, got -1"),
     (["--seed", "abc"], "argument --seed: must be a non-negative integer, got 'abc'"),
     (["--out", "clips.h5"], "--out must be a file name ending in .npz"),

@@ -24,7 +24,7 @@ def clips(tmp_path_factory):
 
 def test_a_region_is_repainted_and_the_rest_kept(clips, tmp_path):
     out = tmp_path / "edited.npz"
-    assert main(["edit", str(clips), "--region", "8,15", "--box", "0,32,64,64", "--prior", "none",
+    assert main(["edit", str(clips), "--region", "8,15", "--box", "0,32,64,64", "--cond", "none",
                  "--out", str(out)]) == 0
     with np.load(out) as edited, np.load(clips) as original:
         videos, mask = edited["videos"], edited["edit_mask"]
@@ -63,7 +63,7 @@ def test_a_trajectory_can_be_redrawn_with_other_digits_as_a_gif(clips, tmp_path)
     (["--region", "8,20"], "frames must be"),
     (["--region", "0,3", "--box", "0,0,64"], "--box must be 4"),
     (["--trajectory", "5"], r"--trajectory must be a digit slot in \[0, 2\)"),
-    (["--region", "0,3", "--prior", "none", "--new-digits", "1,2"], "--new-digits needs --prior class"),
+    (["--region", "0,3", "--cond", "none", "--new-digits", "1,2"], "--new-digits needs --cond class"),
     (["--region", "0,3", "--new-digits", "1,12"], "digits 0-9"),
     (["--region", "0,3", "--rounds", "-1"], "--rounds must be >= 0"),
 ])
@@ -83,6 +83,6 @@ def test_a_file_without_the_needed_arrays_is_refused(tmp_path, capsys):
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, videos=np.zeros((1, 8, 64, 64), dtype=np.uint8))
     with pytest.raises(SystemExit):
-        main(["edit", str(wrong), "--region", "0,3", "--prior", "none", "--out", str(tmp_path / "y.npz")])
+        main(["edit", str(wrong), "--region", "0,3", "--cond", "none", "--out", str(tmp_path / "y.npz")])
     assert "'videos' has 8 frames per clip; expected an .npz holding 'videos', a uint8 array " \
         "N×16×64×64" in capsys.readouterr().err

@@ -111,3 +111,27 @@ def test_sample_count_must_match_the_reference_for_prediction_error(files, capsy
         evaluate(files, "--reference", files["real"], "--context-frames", "4",
                  "--samples-per-clip", "2")
     assert "expected 2 × 8 = 16 samples, got 8" in capsys.readouterr().err
+
+
+def test_samples_is_the_default_kind(files, capsys):
+    """`eval SAMPLES.npz` and `eval samples SAMPLES.npz` are one command with one output."""
+    outputs = []
+    for kind in ([], ["samples"]):
+        assert main(["eval", *kind, files["samples"], "--judge", files["judge"], "--json",
+                     "--no-progress"]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] and outputs[0]["clips"] == 8
+
+
+def test_the_figure_kinds(files, capsys):
+    """`eval tokenizer` prints the reconstruction table; the others refuse a wrong file."""
+    assert main(["eval", "tokenizer", "vqvae-frame", "--clips", "2", "--classifier", ""]) == 0
+    table = capsys.readouterr().out
+    assert "vqvae-frame" in table and "psnr" in table.lower()
+    with pytest.raises(SystemExit) as err:
+        main(["eval", "videogpt", files["judge"], "--clips", "1"])
+    assert err.value.code == 2
+    assert "holds a Judge, not a VideoGPT" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        main(["eval", "tokenizer", "no-such-tokenizer"])
+    assert err.value.code == 2 and "unknown pretrained model" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from minivideo.cli.common import DEFAULT_THREADS, torch_threads
 COMMANDS = {
     "data": ["--num", "1", "--out", "clips.npz"],
     "sample": ["videogpt", "--out", "out.npz"],
-    "eval": ["samples.npz"],
+    "eval": ["samples", "samples.npz"],  # `eval samples.npz` too, through main()
     "edit": ["clips.npz", "--region", "0,3", "--out", "out.npz"],
     "demo": [],
 }

@@ -2,13 +2,13 @@
 
 import copy
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import default_collate
 
+from minivideo.__main__ import main as cli_main
 from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint
 from minivideo.data import MovingMNISTConfig, captions_for, generate_clips, load_digits
 from minivideo.data.captions import CaptionTokenizer
@@ -32,13 +32,12 @@ from minivideo.models.cogvideo import (
     quadrant,
     sample_images,
     sample_keyframes,
-    sample_videos,
     sequence_loss,
     spatial_mask,
     temporal_mask,
     video_sequence,
 )
-from minivideo.models.cogvideo_recipe import (
+from minivideo.models.cogvideo.recipe import (
     COGVIEW,
     INTERPOLATION,
     KEYFRAMES,
@@ -50,6 +49,8 @@ from minivideo.models.cogvideo_recipe import (
 from minivideo.sampling import classifier_free_guidance
 from minivideo.train import TrainConfig, fit
 
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")  # tiny models: one thread is fastest
+
 K = 64  # codes of the untrained tiny tokenizer
 PROMPT = "digit 3 moves left and digit 7 moves down"
 
@@ -57,15 +58,6 @@ PROMPT = "digit 3 moves left and digit 7 moves down"
 def tiny_cogview(seed: int = 0) -> CogView:
     torch.manual_seed(seed)
     return CogView(CogViewConfig.preset("tiny", K, "untrained-tiny"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one thread beats two, and stays fast on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -315,20 +307,28 @@ def test_bad_frame_rates_raise_clear_errors():
         interpolate_once(interp, captions(), torch.zeros(2, 3, 8, 8, dtype=torch.long), stride=4)
 
 
-def test_targets_and_sample_command(tmp_path):
+def test_targets_and_sample_command(tmp_path, capsys):
     assert set(COGVIEW.schedules) == set(KEYFRAMES.schedules) == {"tiny", "small", "full"}
     for name, target in (("keyframes", KEYFRAMES), ("interp", INTERPOLATION)):
         torch.manual_seed(0)
         save_checkpoint(tmp_path / f"cogvideo-{name}.pt", model=target.build_model("tiny"))
-    args = SimpleNamespace(prompt=PROMPT, num=1, seed=0, guidance=2.0, checkpoint=str(tmp_path),
-                           temperature=1.0, top_k=None, top_p=None, batch_size=1, device=None,
-                           no_progress=True)
-    out = sample_videos(args)
-    assert out["videos"].shape == (1, 17, 64, 64) and out["videos"].dtype == np.uint8
-    with pytest.raises(ValueError, match="KEYFRAMES.pt,INTERP.pt"):
-        sample_videos(SimpleNamespace(**{**vars(args), "checkpoint": "one.pt"}))
-    with pytest.raises(ValueError, match="accepted words"):
-        sample_videos(SimpleNamespace(**{**vars(args), "prompt": "digit 3 moves fast"}))
+    out = tmp_path / "t2v.npz"
+    argv = ["sample", "cogvideo", "--prompt", PROMPT, "--num", "1", "--guidance", "2",
+            "--checkpoint", str(tmp_path), "--out", str(out), "--no-progress"]
+    assert cli_main(argv) == 0
+    with np.load(out) as saved:
+        assert saved["videos"].shape == (1, 17, 64, 64) and saved["videos"].dtype == np.uint8
+        assert saved["captions"].tolist() == [PROMPT]
+    swapped = f"{tmp_path}/cogvideo-interp.pt,{tmp_path}/cogvideo-keyframes.pt"
+    for change, message in ((("--checkpoint", "one.pt"), "KEYFRAMES.pt,INTERP.pt"),
+                            (("--prompt", "digit 3 moves fast"), "accepted words"),
+                            (("--checkpoint", swapped), "CogVideo of stage 'keyframes'")):
+        flag, value = change
+        bad = list(argv)
+        bad[bad.index(flag) + 1] = value
+        with pytest.raises(SystemExit) as err:  # a one-line user error, not a traceback
+            cli_main(bad)
+        assert err.value.code == 2 and message in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- fresh clips

@@ -24,6 +24,7 @@ from minivideo.models.videogpt import (
     VideoGPT,
     VideoGPTConfig,
     predict_clips,
+    sample_videos,
     videogpt_loss,
 )
 from minivideo.models.videogpt_compact import EncodeBatch, build_model, compact_loss, stream
@@ -466,3 +467,32 @@ def test_the_quality_table_shows_every_figure_of_a_one_prior_manifest():
     assert "| class | 1.23 | judge reads the requested digits | 50% (guidance 2: 75%)" in table
     assert "judge reads both digits in the prediction | 60% | in the true future: 85%" in table
     assert "| 50 | real vs real 30; first frame repeated 120 |" in table
+
+
+def test_the_typed_sampler_serves_every_conditioning_of_one_prior():
+    torch.manual_seed(0)
+    tokenizer = ClipTokenizer(ClipTokenizerConfig.compact("tiny")).eval()
+    with torch.no_grad():  # far-apart code vectors: different codes decode to different pixels
+        tokenizer.quantizer.embedding.normal_(0, 20)
+    prior = _prior()
+    context = torch.zeros(2, prior.config.time_down, 64, 64, dtype=torch.uint8)
+    for cond, extra in (("none", {}), ("class", {"digits": [3, 7]}),
+                        ("frames", {"context": context})):
+        videos = sample_videos(prior, tokenizer, 2, cond=cond, seed=0, **extra)
+        assert videos.shape == (2, 16, 64, 64) and videos.dtype == np.uint8, cond
+        assert np.array_equal(videos, sample_videos(prior, tokenizer, 2, cond=cond, seed=0,
+                                                    **extra)), cond  # seeded
+    # class samples: guidance 1 (none) differs from the default CLASS_GUIDANCE
+    guided = sample_videos(prior, tokenizer, 2, cond="class", digits=[3, 7])
+    assert not np.array_equal(guided, sample_videos(prior, tokenizer, 2, cond="class",
+                                                    digits=[3, 7], guidance=1.0))
+    for kwargs, message in (
+        (dict(cond="class"), "digits are given exactly when cond='class'"),
+        (dict(cond="none", digits=[3, 7]), "digits are given exactly when cond='class'"),
+        (dict(cond="frames"), "context frames are given exactly when cond='frames'"),
+        (dict(cond="frames", context=context[:1]), "context must hold num=2 clips, got 1"),
+        (dict(cond="none", guidance=2.0), "guidance needs cond='class'"),
+        (dict(cond="color"), "cond must be one of"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            sample_videos(prior, tokenizer, 2, **kwargs)

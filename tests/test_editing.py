@@ -37,16 +37,6 @@ class FavouritePrior(nn.Module):
         return logits, None
 
 
-@pytest.fixture
-def one_thread():
-    # A 1-layer model is all per-op overhead: on a busy 2-core machine one thread trains it
-    # ten times faster than two that wait for each other.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_kept_tokens_unchanged_and_edited_ones_resampled():
     vocab, n = 12, 40
     prior = FavouritePrior(vocab, n, favourite=7)

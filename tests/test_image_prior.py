@@ -2,13 +2,13 @@
 
 import json
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 import minivideo.models.image_prior as image_prior
+from minivideo import registry
 from minivideo.__main__ import main as cli_main
 from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint
 from minivideo.models.image_prior import (
@@ -28,6 +28,7 @@ from minivideo.models.image_prior import (
     sample_videos,
     to_sequences,
 )
+from minivideo.pretrained import tokenizer_record
 from minivideo.train import fit
 from minivideo.transformer import GPT, GPTConfig
 from minivideo.vqvae import FrameTokenizer, FrameTokenizerConfig
@@ -195,6 +196,9 @@ def test_train_command_writes_checkpoint_and_held_out_bits(shipped_is_tiny, tmp_
                      "--no-progress"]) == 0
     manifest = json.loads(out.with_suffix(".json").read_text())
     assert manifest["command"].startswith("python -m minivideo train image-prior --config tiny")
+    # the prior records the tokenizer whose codes it models (the registry's, by file hash)
+    assert manifest["tokenizer"]["name"] == registry.entry("image-prior").tokenizer
+    assert manifest["tokenizer"]["sha256"] == tokenizer_record("vqvae-frame")["sha256"]
     metrics = manifest["metrics"]
     assert metrics["test_frames"] == 4 * 32 and metrics["uniform_bits_per_token"] == 6.0
     # 120 steps on 16 frames already beat uniform guessing on unseen frames of unseen digits
@@ -202,13 +206,15 @@ def test_train_command_writes_checkpoint_and_held_out_bits(shipped_is_tiny, tmp_
     assert bos_token(build_model_from_checkpoint(out)) == 64
 
 
-def test_sample_videos_is_seeded_uint8_one_frame_clips(trained, shipped_is_tiny, tmp_path):
+def test_sample_videos_is_seeded_uint8_one_frame_clips(trained, tokenizer):
     prior, _ = trained
-    path = save_checkpoint(tmp_path / "prior.pt", model=prior)
-    args = SimpleNamespace(num=5, seed=0, temperature=1.0, top_k=None, top_p=0.9, batch_size=2,
-                           checkpoint=str(path), device="cpu", no_progress=True)
-    videos = sample_videos(args)["videos"]
+
+    def sample(seed: int) -> np.ndarray:
+        return sample_videos(prior, tokenizer, 5, seed=seed, top_p=0.9, batch_size=2)
+
+    videos = sample(0)
     assert videos.shape == (5, 1, 64, 64) and videos.dtype == np.uint8
-    assert np.array_equal(videos, sample_videos(args)["videos"])
-    args.seed = 1
-    assert not np.array_equal(videos, sample_videos(args)["videos"])
+    assert np.array_equal(videos, sample(0))
+    assert not np.array_equal(videos, sample(1))
+    with pytest.raises(TypeError, match="made by build_prior"):
+        sample_videos(tokenizer, tokenizer, 1)

@@ -117,16 +117,6 @@ def test_batches_are_cropped_to_one_reproducible_length_with_matching_labels():
     assert torch.equal(batch["bounces"], expected["bounces"])
 
 
-@pytest.fixture
-def one_thread():
-    # tiny convolutions gain nothing from a second thread, and on a busy machine the threads'
-    # synchronisation costs far more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_tiny_judge_learns_on_a_fixed_seed(one_thread):
     torch.manual_seed(0)
     judge = build_judge("tiny")

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from minivideo.__main__ import main
+from minivideo.cli.sample import load_context
 from minivideo.data import VideoFileError, load_clips, load_video_file, read_npz
-from minivideo.models.videogpt import load_context
 from minivideo.pretrained import available_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]

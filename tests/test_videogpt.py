@@ -8,6 +8,7 @@ import torch
 
 from minivideo.__main__ import main as cli_main
 from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint, write_manifest
+from minivideo.cli.sample import load_context, parse_digits
 from minivideo.models.videogpt import (
     SCHEDULES,
     ClipCodes,
@@ -15,14 +16,14 @@ from minivideo.models.videogpt import (
     VideoGPTConfig,
     check_tokenizer,
     encode_clips,
-    load_context,
-    parse_digits,
     sample_clips,
     target,
     videogpt_loss,
 )
 from minivideo.train import TrainConfig, fit
 from minivideo.vqvae import ClipTokenizer, ClipTokenizerConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")  # tiny models: one thread is fastest
 
 # A small code grid keeps learning tests to seconds: 8 frames → (2, 4, 4) = 32 codes.
 SMALL = dict(grid=(2, 4, 4), num_frames=8, num_codes=16, context_frames=4)
@@ -52,15 +53,6 @@ def train_on_fixed_batch(cond: str) -> tuple[VideoGPT, list[dict]]:
                          progress=False, device="cpu")
     result = fit(model, videogpt_loss, ClipCodes(fixed_batch(), cond), config)
     return result.model.eval(), result.history
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one thread beats two that fight over a busy CPU (30× here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

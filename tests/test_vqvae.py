@@ -22,15 +22,8 @@ from minivideo.vqvae import (
     perplexity,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Train on one thread: these tiny models run faster without OpenMP hand-offs, a lot faster
-    when the cores are shared with other work; the thread count is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _quantizer(codebook: torch.Tensor, **kwargs) -> VectorQuantizer:

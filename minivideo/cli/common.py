@@ -1,4 +1,11 @@
-"""What the commands of `python -m minivideo` share: how many CPU threads torch may use.
+"""What the commands of `python -m minivideo` share: usage errors and CPU threads.
+
+A `UsageError` is bad input to a command (an option, a file the user named): `python -m
+minivideo` prints it as one line and exits with status 2. Every other exception is a bug and
+keeps its traceback. `user_input("--checkpoint")` turns the ValueError with which library code
+rejects an argument into a UsageError, around exactly the calls that read what the user gave.
+
+How many CPU threads torch may use:
 
 The course's models are small: a sampling step is many tiny matrix products, so its cost is
 per-op overhead, not arithmetic. Split over several threads, each op waits for every thread, and
@@ -12,6 +19,29 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from minivideo.checkpoints import build_model_from_checkpoint
+from minivideo.pretrained import pretrained_path
+from minivideo.utils import UsageError
+from minivideo.viz import save_video, tile
+
+OUTPUTS = (".npz", ".gif", ".mp4")  # what --out of sample and edit may be
+
+
+@contextmanager
+def user_input(what: str) -> Iterator[None]:
+    """Inside the block, a ValueError or FileNotFoundError about `what` is the user's error."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except (ValueError, FileNotFoundError) as err:
+        message = str(err) if what in str(err) else f"{what}: {err}"
+        raise UsageError(message) from err
 
 # Measured by benchmarks/threads.py (benchmarks/results/threads-cpu-2026-12-04.txt): on a 2-core
 # machine busy with a training run, the demo's clip took 2.3 s on one thread and 12 s to over 30 s
@@ -53,7 +83,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
         return
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"--threads must be a positive int, got {threads!r}")
+        raise UsageError(f"--threads must be a positive int, got {threads!r}")
     import torch  # here, so that `python -m minivideo --help` stays quick
 
     before = torch.get_num_threads()
@@ -62,3 +92,36 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- files
+def checked_out_path(out: str) -> Path:
+    """--out as a Path, with a clear error unless it ends in .npz, .gif or .mp4."""
+    path = Path(out)
+    if path.suffix not in OUTPUTS:
+        raise UsageError(f"--out must end in one of {', '.join(OUTPUTS)}, got {out!r}")
+    return path
+
+
+def write_videos(path: Path, videos: np.ndarray, fps: float = 8, **extras: np.ndarray) -> Path:
+    """Write uint8 videos (N T H W) as an .npz (with extras), or tiled as one .gif / .mp4."""
+    if not (isinstance(videos, np.ndarray) and videos.dtype == np.uint8 and videos.ndim == 4):
+        got = f"{videos.dtype} {videos.shape}" if isinstance(videos, np.ndarray) else type(videos)
+        raise ValueError(f"videos must be a uint8 array (N, T, H, W), got {got}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npz":
+        np.savez_compressed(path, videos=videos, **extras)
+        return path
+    return save_video(tile(videos), path, fps=fps)
+
+
+def load_model(checkpoint: str | None, default: str, kind: type[nn.Module],
+               what: str) -> tuple[nn.Module, Path]:
+    """--checkpoint FILE.pt, else the shipped `default`: the model (in eval mode) and its file."""
+    with user_input("--checkpoint"):
+        path = Path(checkpoint) if checkpoint is not None else pretrained_path(default)
+        model = build_model_from_checkpoint(path).eval()
+    if not isinstance(model, kind):
+        raise UsageError(f"--checkpoint {path} is not a {what} checkpoint (it holds a "
+                         f"{type(model).__name__})")
+    return model, path

@@ -1,8 +1,8 @@
 """`python -m minivideo edit CLIPS.npz --region ... | --trajectory SLOT --out OUT`: edit clips.
 
-    python -m minivideo data --split test --num 2 --frames 16 --out clips.npz
+    python -m minivideo data --split test --num 2 --num-frames 16 --out clips.npz
     python -m minivideo edit clips.npz --region 8,15 --box 0,32,64,64 --out edited.gif
-    python -m minivideo edit clips.npz --trajectory 0 --prior class --new-digits 5,7 --out re.npz
+    python -m minivideo edit clips.npz --trajectory 0 --cond class --new-digits 5,7 --out re.npz
 
 Video editing with the shipped VideoGPT prior (`minivideo.editing`): the prior's tokenizer turns
 each clip into its codes (4×8×8 for the one-prior `videogpt`), the codes covering the region —
@@ -10,7 +10,7 @@ frames FIRST..LAST inside a pixel box, or one digit's path through the clip (fro
 `positions`) — are re-sampled by the prior while every other code is kept, and the codes are
 decoded. ``--rounds R`` adds
 Metropolis–Hastings rounds so that the kept codes *after* the region also shape it. With
-``--prior class`` the digits named in the prefix come from the file's `digits`, or from
+``--cond class`` the digits named in the prefix come from the file's `digits`, or from
 ``--new-digits`` (ask for another digit along an edited trajectory). An ``.npz`` holds
 `videos` (the edited clips, uint8 N×16×64×64), `original` and the edited-code mask; a
 ``.gif`` / ``.mp4`` shows the originals in a row above their edits.
@@ -24,13 +24,20 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from minivideo.cli.common import add_threads_option
-from minivideo.cli.sample import checked_out_path, write_videos
+from minivideo.cli.common import (
+    UsageError,
+    add_threads_option,
+    checked_out_path,
+    load_model,
+    user_input,
+    write_videos,
+)
 from minivideo.data.video_files import load_video_file
+from minivideo.editing import region_mask, trajectory_mask
+from minivideo.models.videogpt import CONDITIONS, VideoGPT, check_tokenizer
+from minivideo.pretrained import available_pretrained, prior_tokenizer
+from minivideo.registry import SAMPLERS
 from minivideo.viz import save_video, tile, to_uint8
-
-PRIORS = ("class", "none", "frames")
-NUM_FRAMES = 16  # the clip tokenizer and the shipped priors model 16-frame clips
 
 
 def _ints(text: str, count: int, name: str) -> tuple[int, ...]:
@@ -40,7 +47,7 @@ def _ints(text: str, count: int, name: str) -> tuple[int, ...]:
     except ValueError:
         values = ()
     if len(values) != count:
-        raise ValueError(f"{name} must be {count} comma-separated ints, got {text!r}")
+        raise UsageError(f"{name} must be {count} comma-separated ints, got {text!r}")
     return values
 
 
@@ -58,12 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pixel box of --region, bottom/right exclusive (default: all)")
     parser.add_argument("--margin", type=int, default=2,
                         help="--trajectory: pixels added around the digit's box (default 2)")
-    parser.add_argument("--prior", choices=PRIORS, default="class",
+    # --cond, as in `sample videogpt`; --prior is its older spelling
+    parser.add_argument("--cond", "--prior", dest="cond", choices=CONDITIONS, default="class",
                         help="conditioning of the re-sampling prior: class (the file's digits "
                              "or --new-digits), none or frames (default class); the shipped "
                              "one-prior videogpt serves all three")
     parser.add_argument("--new-digits", default=None, metavar="A,B",
-                        help="--prior class: the digits to ask for (default: the file's)")
+                        help="--cond class: the digits to ask for (default: the file's)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="VideoGPT FILE.pt (default: the shipped prior)")
     parser.add_argument("--rounds", type=int, default=0,
                         help="Metropolis-Hastings rounds after the left-to-right pass")
     parser.add_argument("--out", required=True, help="OUT.npz, OUT.gif or OUT.mp4")
@@ -72,60 +82,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_threads_option(parser)
 
 
-def _prior(name: str):
-    """The shipped one-prior VideoGPT (every conditioning), else the shipped prior `name`."""
-    from minivideo.models.videogpt import ONE_PRIOR
-    from minivideo.pretrained import available_pretrained, pretrained
+def _prior(checkpoint: str | None, cond: str) -> tuple[VideoGPT, object]:
+    """The re-sampling prior and the tokenizer it was trained on: --checkpoint, else the
+    shipped one-prior VideoGPT (every conditioning), else the shipped prior of `cond`."""
+    shipped = SAMPLERS["videogpt"][0]
+    default = shipped if shipped in available_pretrained() else f"videogpt-{cond}"
+    prior, path = load_model(checkpoint, default, VideoGPT, "VideoGPT")
+    with user_input("tokenizer"):
+        tokenizer = prior_tokenizer(path, prior.config.tokenizer)
+    return prior, tokenizer
 
-    return pretrained(ONE_PRIOR if ONE_PRIOR in available_pretrained() else f"videogpt-{name}")
 
-
-def _load_clips(path: str, need: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The arrays of CLIPS.npz, checked: videos (N, 16, 64, 64) uint8 and the keys in need."""
-    arrays = load_video_file(path, "CLIPS.npz", frames=NUM_FRAMES)
+def _load_clips(path: str, need: tuple[str, ...], frames: int) -> dict[str, np.ndarray]:
+    """The arrays of CLIPS.npz, checked: videos (N, frames, 64, 64) uint8 and the keys in need."""
+    arrays = load_video_file(path, "CLIPS.npz", frames=frames)
     for key in need:
         if key not in arrays:
-            raise ValueError(f"{path} has no {key!r} array, which this edit needs")
+            raise UsageError(f"{path} has no {key!r} array, which this edit needs")
     return arrays
 
 
 def run(args: argparse.Namespace) -> int:
     """Re-sample the chosen codes of every clip with the prior, keep the rest, write --out."""
-    from minivideo.editing import region_mask, trajectory_mask
-    from minivideo.models.videogpt import check_tokenizer
-    from minivideo.pretrained import pretrained
-
     out = checked_out_path(args.out)
     if args.rounds < 0:
-        raise ValueError(f"--rounds must be >= 0, got {args.rounds}")
-    if args.new_digits is not None and args.prior != "class":
-        raise ValueError("--new-digits needs --prior class (the other priors take no digits)")
+        raise UsageError(f"--rounds must be >= 0, got {args.rounds}")
+    if args.new_digits is not None and args.cond != "class":
+        raise UsageError("--new-digits needs --cond class (the other priors take no digits)")
     need = (("positions",) if args.trajectory is not None else ()) + \
-        (("digits",) if args.prior == "class" and args.new_digits is None else ())
-    arrays = _load_clips(args.clips, need)
+        (("digits",) if args.cond == "class" and args.new_digits is None else ())
+    prior, tokenizer = _prior(args.checkpoint, args.cond)
+    num_frames = prior.config.num_frames
+    arrays = _load_clips(args.clips, need, num_frames)
     videos = torch.from_numpy(arrays["videos"])
     n = len(videos)
 
-    prior = _prior(args.prior)
-    tokenizer = pretrained(prior.config.tokenizer)
-    grid = tuple(tokenizer.latent_shape(NUM_FRAMES))
+    grid = tuple(tokenizer.latent_shape(num_frames))
     if args.region is not None:
         first, last = _ints(args.region, 2, "--region")
-        masks = [region_mask(grid, num_frames=NUM_FRAMES, frames=(first, last),
-                             box=_ints(args.box, 4, "--box"))] * n
+        with user_input("--region"):
+            masks = [region_mask(grid, num_frames=num_frames, frames=(first, last),
+                                 box=_ints(args.box, 4, "--box"))] * n
     else:
         slots = arrays["positions"].shape[2]
         if not 0 <= args.trajectory < slots:
-            raise ValueError(f"--trajectory must be a digit slot in [0, {slots}), "
+            raise UsageError(f"--trajectory must be a digit slot in [0, {slots}), "
                              f"got {args.trajectory}")
-        masks = [trajectory_mask(grid, arrays["positions"][i, :, args.trajectory],
-                                 margin=args.margin) for i in range(n)]
+        with user_input("--margin"):
+            masks = [trajectory_mask(grid, arrays["positions"][i, :, args.trajectory],
+                                     margin=args.margin) for i in range(n)]
     digits = None
-    if args.prior == "class":
+    if args.cond == "class":
         if args.new_digits is not None:
             pair = _ints(args.new_digits, prior.config.prefix_len, "--new-digits")
             if not all(0 <= d <= 9 for d in pair):
-                raise ValueError(f"--new-digits must be digits 0-9, got {args.new_digits!r}")
+                raise UsageError(f"--new-digits must be digits 0-9, got {args.new_digits!r}")
             digits = torch.tensor([pair] * n)
         else:
             digits = torch.from_numpy(arrays["digits"].astype(np.int64))

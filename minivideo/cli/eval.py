@@ -1,6 +1,14 @@
-"""`python -m minivideo eval SAMPLES.npz [--reference REAL.npz] ...`: measure generated video.
+"""`python -m minivideo eval ...`: measure generated video, tokenizers and the shipped priors.
 
-    python -m minivideo data --split test --num 500 --frames 16 --out real.npz
+    python -m minivideo eval tokenizer vqvae-frame vqvae-compact-t2 --clips 256
+    python -m minivideo eval videogpt checkpoints/videogpt.pt --clips 64
+    python -m minivideo eval cogvideo --prompts 32 --guidance 3
+    python -m minivideo eval samples SAMPLES.npz [--reference REAL.npz] ...   # `samples` optional
+
+The first three print the figures of README and the manifests (`minivideo.metrics`
+`reconstruction`, `videogpt_quality`, `cogvideo_quality`). `eval samples` measures any clips:
+
+    python -m minivideo data --split test --num 500 --num-frames 16 --out real.npz
     python -m minivideo sample videogpt --num 500 --out samples.npz
     python -m minivideo eval samples.npz --reference real.npz
     python -m minivideo eval t2v.npz --captions                  # captions stored in t2v.npz
@@ -27,17 +35,54 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minivideo.cli.common import add_threads_option
+from minivideo.checkpoints import build_model_from_checkpoint
+from minivideo.cli.common import UsageError, add_threads_option, positive_int, user_input
 from minivideo.data.video_files import load_video_file, read_npz
+from minivideo.metrics import cogvideo_quality, reconstruction, videogpt_quality
 from minivideo.metrics.captions import caption_accuracy
 from minivideo.metrics.frechet import frechet_distance
 from minivideo.metrics.judge import MIN_FRAMES, Judge, judge_features
 from minivideo.metrics.prediction import prediction_error, split_context
 from minivideo.metrics.reference import DEGRADATIONS, degrade
+from minivideo.models.videogpt import VideoGPT
+from minivideo.pretrained import pretrained
+
+KINDS = ("samples", "tokenizer", "videogpt", "cogvideo")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the eval command."""
+    """The eval command: one sub-command per kind of figure."""
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+    samples = kinds.add_parser("samples", help="measure clips in an .npz (the default kind)")
+    add_samples_arguments(samples)
+    samples.set_defaults(evaluate=run_samples)
+    tokenizer = kinds.add_parser("tokenizer", help="reconstruction table of tokenizers")
+    tokenizer.add_argument("names", nargs="+", help="shipped names (vqvae-frame) or FILE.pt")
+    tokenizer.add_argument("--clips", type=positive_int, default=256,
+                           help="held-out test clips (default 256)")
+    tokenizer.add_argument("--num-frames", type=positive_int, default=16,
+                           help="frames per clip (default 16)")
+    tokenizer.add_argument("--classifier", default="digit-classifier",
+                           help="shipped name or FILE.pt of the digit classifier ('' to skip)")
+    tokenizer.set_defaults(evaluate=run_tokenizer)
+    videogpt = kinds.add_parser("videogpt", help="held-out figures of a VideoGPT checkpoint")
+    videogpt.add_argument("checkpoint", help="a VideoGPT FILE.pt")
+    videogpt.add_argument("--clips", type=positive_int, default=64,
+                          help="test clips and samples (default 64)")
+    videogpt.set_defaults(evaluate=run_videogpt)
+    cogvideo = kinds.add_parser("cogvideo", help="caption accuracy of the shipped CogVideo")
+    cogvideo.add_argument("--prompts", type=positive_int, default=32,
+                          help="prompts of test clips (default 32)")
+    cogvideo.add_argument("--guidance", type=float, default=3.0,
+                          help="classifier-free guidance weight (default 3)")
+    cogvideo.set_defaults(evaluate=run_cogvideo)
+    for sub in (tokenizer, videogpt, cogvideo):
+        sub.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+        add_threads_option(sub)
+
+
+def add_samples_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `eval samples`."""
     parser.add_argument("samples", metavar="SAMPLES.npz",
                         help="clips to measure: 'videos' (N, T ≥ 8, 64, 64), uint8 or float [0, 1]")
     parser.add_argument("--reference", default=None, metavar="REAL.npz",
@@ -65,24 +110,21 @@ def load_videos(path: str | Path, what: str) -> dict[str, np.ndarray]:
 
 def load_judge(path: str | None) -> Judge:
     """The judge of --judge, or the shipped one (verified against its manifest)."""
-    from minivideo.checkpoints import build_model_from_checkpoint
-    from minivideo.pretrained import pretrained
-
     judge = pretrained("judge") if path is None else build_model_from_checkpoint(path)
     if not isinstance(judge, Judge):
-        raise ValueError(f"{path} holds a {type(judge).__name__}, not a Judge")
+        raise UsageError(f"{path} holds a {type(judge).__name__}, not a Judge")
     return judge.eval()
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, float | int | str]:
     """Every figure the options ask for, as an ordered {name: value}."""
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be a positive int, got {args.batch_size}")
+        raise UsageError(f"--batch-size must be a positive int, got {args.batch_size}")
     if args.samples_per_clip < 1:
-        raise ValueError(f"--samples-per-clip must be a positive int, got {args.samples_per_clip}")
+        raise UsageError(f"--samples-per-clip must be a positive int, got {args.samples_per_clip}")
     needs_reference = args.reference_points or args.context_frames is not None
     if needs_reference and args.reference is None:
-        raise ValueError("--reference-points and --context-frames need --reference REAL.npz")
+        raise UsageError("--reference-points and --context-frames need --reference REAL.npz")
     samples = load_videos(args.samples, "SAMPLES")
     videos = samples["videos"]
     reference = load_videos(args.reference, "--reference")["videos"] if args.reference else None
@@ -114,7 +156,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, float | int | str]:
         source = args.captions or args.samples
         arrays = samples if not args.captions else load_videos_or_captions(args.captions)
         if "captions" not in arrays:
-            raise ValueError(f"{source} has no 'captions' array for --captions")
+            raise UsageError(f"{source} has no 'captions' array for --captions")
         captions = [str(c) for c in arrays["captions"]]
         for key, value in caption_accuracy(judge, videos, captions, args.batch_size).items():
             results[f"caption accuracy: {key}"] = value
@@ -122,13 +164,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, float | int | str]:
     if args.context_frames is not None:
         k = args.samples_per_clip
         if len(videos) != k * len(reference):
-            raise ValueError(f"--context-frames pairs sample rows with reference clips: expected "
+            raise UsageError(f"--context-frames pairs sample rows with reference clips: expected "
                              f"{k} × {len(reference)} = {k * len(reference)} samples, got "
                              f"{len(videos)}")
         _, future = split_context(torch.from_numpy(videos), args.context_frames, "SAMPLES")
         _, truth = split_context(torch.from_numpy(reference), args.context_frames, "--reference")
         if future.shape[1:] != truth.shape[1:]:
-            raise ValueError(f"samples and reference clips differ in shape: {videos.shape[1:]} "
+            raise UsageError(f"samples and reference clips differ in shape: {videos.shape[1:]} "
                              f"vs {reference.shape[1:]}")
         future = future.reshape(len(reference), k, *future.shape[1:]) if k > 1 else future
         error = prediction_error(future, truth)
@@ -155,8 +197,62 @@ def format_table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_samples(args: argparse.Namespace) -> int:
     """Evaluate SAMPLES.npz and print the figures as a table (or JSON with --json)."""
     results = evaluate(args)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
+
+
+def _load(name: str) -> torch.nn.Module:
+    """A shipped model by name, or a FILE.pt."""
+    with user_input(name):
+        return (build_model_from_checkpoint(name) if name.endswith(".pt")
+                else pretrained(name)).eval()
+
+
+def run_tokenizer(args: argparse.Namespace) -> int:
+    """The reconstruction table (PSNR, SSIM, perplexity, legibility) of tokenizers."""
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)  # noqa: NPY002 (seeds code that uses the legacy global RNG)
+    classifier = _load(args.classifier) if args.classifier else None
+    rows = {name: reconstruction.evaluate_tokenizer(_load(name), args.clips, args.num_frames,
+                                                    classifier=classifier)
+            for name in args.names}
+    print(reconstruction.format_table(rows))
+    return 0
+
+
+def _print_figures(figures: dict) -> None:
+    for name, value in figures.items():
+        print(f"{name:28s} {value:.4g}")
+
+
+def run_videogpt(args: argparse.Namespace) -> int:
+    """The held-out figures of a VideoGPT checkpoint (those of its manifest)."""
+    model = _load(args.checkpoint)
+    if not isinstance(model, VideoGPT):
+        raise UsageError(f"{args.checkpoint} holds a {type(model).__name__}, not a VideoGPT")
+    _print_figures(videogpt_quality.evaluate_videogpt(model, num_clips=args.clips,
+                                                      seed=args.seed))
+    return 0
+
+
+def run_cogvideo(args: argparse.Namespace) -> int:
+    """Caption accuracy of the shipped text-to-video pipeline, and of CogView's frames."""
+    if args.guidance < 0:
+        raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
+    judge = pretrained("judge")
+    figures = cogvideo_quality.evaluate_text_to_video(
+        pretrained("cogvideo-keyframes"), pretrained("cogvideo-interp"), judge,
+        num_prompts=args.prompts, guidance=args.guidance, seed=args.seed)
+    figures.update(cogvideo_quality.evaluate_cogview_frames(
+        pretrained("cogview"), judge, num_frames=2 * args.prompts, guidance=args.guidance,
+        seed=args.seed))
+    _print_figures(figures)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen kind of evaluation."""
+    return args.evaluate(args)

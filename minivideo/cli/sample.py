@@ -5,35 +5,44 @@
     python -m minivideo sample cogvideo --prompt "digit 3 moves left and digit 7 moves down" \\
         --num 4 --guidance 3 --out t2v.mp4
 
-Each model's module provides `sample_videos(args) -> uint8 array (N, T, 64, 64)` (and, where it
-has any, extra `captions`); this command checks the options and writes the result: an `.npz`
-with `videos` (uint8, N×T×64×64), or one tiled `.gif` / `.mp4` of all N videos.
+This command is the only place that reads these options. It checks them, loads the model (the
+shipped checkpoints that `minivideo.registry` names, or --checkpoint) with the tokenizer it was
+trained on, calls the model's typed sampler (`videogpt.sample_videos(model, tokenizer, num,
+cond=..., digits=...)`, `image_prior.sample_videos`, `cogvideo.text_to_video`), and writes an
+`.npz` with `videos` (uint8, N×T×64×64) and what conditioned them, or one tiled `.gif` / `.mp4`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 import numpy as np
+import torch
+from einops import repeat
+from torch import nn
 
-from minivideo.cli.common import add_threads_option
-from minivideo.cli.train import CONDITIONS
-from minivideo.viz import save_video, tile
+from minivideo import registry
+from minivideo.cli.common import (
+    UsageError,
+    add_threads_option,
+    checked_out_path,
+    load_model,
+    user_input,
+    write_videos,
+)
+from minivideo.data.video_files import load_video_file
+from minivideo.models import cogvideo, image_prior, videogpt
+from minivideo.pretrained import available_pretrained, pretrained_path, prior_tokenizer
+from minivideo.utils import pick_device, to_uint8
 
-# model name → "module:function(args) -> dict with 'videos' uint8 (N T 64 64) and extras".
-SAMPLERS: dict[str, str] = {
-    "image-prior": "minivideo.models.image_prior:sample_videos",
-    "videogpt": "minivideo.models.videogpt:sample_videos",
-    "cogvideo": "minivideo.models.cogvideo:sample_videos",
-}
-OUTPUTS = (".npz", ".gif", ".mp4")
+CONDITIONS = videogpt.CONDITIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the sample command (each model reads the ones it understands)."""
-    parser.add_argument("model", choices=list(SAMPLERS), help="which model to sample from")
+    parser.add_argument("model", choices=list(registry.SAMPLERS),
+                        help="which model to sample from")
     parser.add_argument("--num", type=int, default=4, help="number of videos (default 4)")
     parser.add_argument("--out", required=True, help="OUT.npz, OUT.gif or OUT.mp4")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -58,43 +67,155 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def write_videos(path: Path, videos: np.ndarray, fps: float = 8, **extras: np.ndarray) -> Path:
-    """Write uint8 videos (N T H W) as an .npz (with extras), or tiled as one .gif / .mp4."""
-    if not (isinstance(videos, np.ndarray) and videos.dtype == np.uint8 and videos.ndim == 4):
-        got = f"{videos.dtype} {videos.shape}" if isinstance(videos, np.ndarray) else type(videos)
-        raise ValueError(f"videos must be a uint8 array (N, T, H, W), got {got}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".npz":
-        np.savez_compressed(path, videos=videos, **extras)
-        return path
-    return save_video(tile(videos), path, fps=fps)
+# --------------------------------------------------------------------------- options → arguments
+def parse_digits(text: str | None) -> list[int]:
+    """--digits '3,7' → [3, 7], with a clear error for anything that is not two digits 0..9."""
+    if text is None:
+        raise UsageError("--cond class needs --digits, e.g. --digits 3,7")
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != videogpt.DIGITS_PER_CLIP or not all(p.isdigit() for p in parts):
+        raise UsageError(f"--digits must be two digits 0..9 separated by a comma, e.g. 3,7; "
+                         f"got {text!r}")
+    values = [int(p) for p in parts]
+    if max(values) >= videogpt.NUM_CLASSES:
+        raise UsageError(f"unknown digit in --digits {text!r}: digits are 0..9")
+    return values
 
 
-def checked_out_path(out: str) -> Path:
-    """--out as a Path, with a clear error unless it ends in .npz, .gif or .mp4."""
-    path = Path(out)
-    if path.suffix not in OUTPUTS:
-        raise ValueError(f"--out must end in one of {', '.join(OUTPUTS)}, got {out!r}")
-    return path
+def load_context(path: str | Path, context_frames: int, num: int) -> torch.Tensor:
+    """--frames: the first k frames (num, k, 64, 64) uint8 of an .npz's 'videos' (cycled)."""
+    with user_input("--frames"):
+        videos = load_video_file(path, "--frames", single_clip=True)["videos"]
+    if videos.shape[1] < context_frames:
+        raise UsageError(f"wrong context length: the model needs the first {context_frames} "
+                         f"frames, {path} has {videos.shape[1]}")
+    index = np.arange(num) % len(videos)  # fewer contexts than --num: several futures each
+    return torch.from_numpy(np.ascontiguousarray(videos[index, :context_frames]))
+
+
+def sampling_options(args: argparse.Namespace) -> dict:
+    """The options every sampler shares, as keyword arguments."""
+    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                progress=not args.no_progress)
+
+
+# --------------------------------------------------------------------------- one function per model
+def sample_videogpt(args: argparse.Namespace, device: torch.device) -> dict[str, np.ndarray]:
+    """`sample videogpt`: {'videos': uint8 (N, 16, 64, 64), 'digits' or 'context'}."""
+    cond = args.cond
+    for flag, wanted in (("digits", "class"), ("frames", "frames"), ("guidance", "class")):
+        if getattr(args, flag) is not None and cond != wanted:
+            raise UsageError(f"--{flag} is only used with --cond {wanted} (got --cond {cond})")
+    shipped = registry.SAMPLERS["videogpt"][0]  # the one prior serves every conditioning
+    default = shipped if shipped in available_pretrained() else f"videogpt-{cond}"
+    model, path = load_model(args.checkpoint, default, videogpt.VideoGPT, "VideoGPT")
+    if model.config.cond != cond and not model.config.null_class:
+        raise UsageError(f"the checkpoint's model has cond={model.config.cond!r}, "
+                         f"but --cond {cond} was asked")
+    if args.guidance is not None and not model.config.null_class:
+        raise UsageError("--guidance needs a prior trained with a NULL label (the one-prior "
+                         "recipe, videogpt-compact)")
+    with user_input("tokenizer"):
+        tokenizer = prior_tokenizer(path, model.config.tokenizer, device=device)
+    extras: dict[str, np.ndarray] = {}
+    digits = context = None
+    if cond == "class":
+        digits = parse_digits(args.digits)
+        extras["digits"] = np.array([digits] * args.num)
+    if cond == "frames":
+        if args.frames is None:
+            raise UsageError("--cond frames needs --frames CONTEXT.npz holding 'videos'")
+        context = load_context(args.frames, model.config.context_frames, args.num)
+        extras["context"] = context.numpy()
+    videos = videogpt.sample_videos(
+        model.to(device), tokenizer, args.num, cond=cond, digits=digits, context=context,
+        guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
+        **sampling_options(args))
+    return {"videos": videos, **extras}
+
+
+def sample_image_prior(args: argparse.Namespace, device: torch.device) -> dict[str, np.ndarray]:
+    """`sample image-prior`: {'videos': uint8 (N, 1, 64, 64)}, frames sampled from the prior."""
+    prior, path = load_model(args.checkpoint, registry.SAMPLERS["image-prior"][0], nn.Module,
+                             "image prior")
+    try:
+        image_prior.bos_token(prior)
+    except TypeError as err:
+        raise UsageError(f"--checkpoint {path} is not an image prior: {err}") from err
+    with user_input("tokenizer"):
+        tokenizer = prior_tokenizer(path, registry.entry("image-prior").tokenizer, device=device)
+        image_prior.check_compatible(prior, tokenizer)
+    videos = image_prior.sample_videos(prior.to(device), tokenizer, args.num, seed=args.seed,
+                                       batch_size=args.batch_size, **sampling_options(args))
+    return {"videos": videos}
+
+
+def cogvideo_stages(spec: str | None) -> tuple[Path, Path]:
+    """--checkpoint for cogvideo: 'K.pt,I.pt', or a folder holding both (default: shipped)."""
+    if spec is None:
+        return tuple(pretrained_path(name) for name in registry.SAMPLERS["cogvideo"])
+    parts = spec.split(",")
+    if len(parts) == 1 and Path(spec).is_dir():
+        parts = [str(Path(spec) / f"cogvideo-{s}.pt") for s in cogvideo.STAGES]
+    if len(parts) != 2 or not all(p.endswith(".pt") for p in parts):
+        raise UsageError("--checkpoint for cogvideo must be KEYFRAMES.pt,INTERP.pt or a folder "
+                         f"holding cogvideo-keyframes.pt and cogvideo-interp.pt; got {spec!r}")
+    return Path(parts[0]), Path(parts[1])
+
+
+def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str, np.ndarray]:
+    """`sample cogvideo --prompt ...`: {'videos': uint8 (N, 17, 64, 64), 'captions'}."""
+    if args.prompt is None:
+        raise UsageError("cogvideo needs --prompt, e.g. "
+                         "--prompt 'digit 3 moves left and digit 7 moves down'")
+    with user_input("--prompt"):
+        caption = cogvideo.encode_prompt(args.prompt)
+    with user_input("--guidance"):
+        guidance = cogvideo.check_guidance(3.0 if args.guidance is None else args.guidance)
+    paths = cogvideo_stages(args.checkpoint)
+    stages = []
+    for path, stage in zip(paths, cogvideo.STAGES, strict=True):
+        model, _ = load_model(str(path), "", cogvideo.CogVideo, f"CogVideo {stage}-stage")
+        try:
+            cogvideo.check_stage(model, stage)
+        except TypeError as err:  # the other stage's file, or another model
+            raise UsageError(f"--checkpoint {path}: {err}") from err
+        stages.append(model.to(device))
+    keys, interp = stages
+    name = keys.config.base.tokenizer
+    with user_input("tokenizer"):
+        tokenizer = (cogvideo.load_tokenizer(name) if name == cogvideo.UNTRAINED_TINY
+                     else prior_tokenizer(paths[0], name)).to(device)
+    parts = []
+    for start in range(0, args.num, args.batch_size):
+        n = min(args.batch_size, args.num - start)
+        codes = cogvideo.text_to_video(keys, interp, repeat(caption, "l -> n l", n=n),
+                                       guidance=guidance, seed=args.seed + start,
+                                       **sampling_options(args))
+        with torch.no_grad():
+            parts.append(to_uint8(tokenizer.decode(codes)))
+    return {"videos": np.concatenate(parts), "captions": np.array([args.prompt] * args.num)}
+
+
+SAMPLE = {"image-prior": sample_image_prior, "videogpt": sample_videogpt,
+          "cogvideo": sample_cogvideo}
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the options, sample with the chosen model, write --out."""
     out = checked_out_path(args.out)
-    if args.num < 1:
-        raise ValueError(f"--num must be a positive int, got {args.num}")
+    for flag in ("num", "batch_size"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be a positive int, "
+                             f"got {getattr(args, flag)}")
     if args.temperature < 0:
-        raise ValueError(f"--temperature must be >= 0, got {args.temperature}")
+        raise UsageError(f"--temperature must be >= 0, got {args.temperature}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
-    module_name, _, attribute = SAMPLERS[args.model].partition(":")
-    try:
-        sample_videos = getattr(importlib.import_module(module_name), attribute)
-    except (ModuleNotFoundError, AttributeError) as err:
-        raise ValueError(f"model {args.model!r} cannot be sampled yet ({err})") from err
-    result = dict(sample_videos(args))
+        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
+    with user_input("--device"):
+        device = pick_device(args.device)
+    result = SAMPLE[args.model](args, device)
     videos = result.pop("videos")
-    write_videos(out, videos, fps=args.fps,
-                 **{k: np.asarray(v) for k, v in result.items()})
+    write_videos(out, videos, fps=args.fps, **{k: np.asarray(v) for k, v in result.items()})
     print(f"wrote {out}: {videos.shape[0]} videos of {videos.shape[1]} frames")
     return 0

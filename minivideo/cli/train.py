@@ -1,7 +1,7 @@
 """`python -m minivideo train TARGET --config {tiny,small,full} --out FILE.pt`: train a model.
 
 Every trainable model of the course is a `minivideo.train.Target` (model, data, loss, schedule
-per preset, held-out evaluation) defined in its own module and named in `TARGETS` below. This
+per preset, held-out evaluation) defined in its own module and named in `minivideo.registry`. This
 command trains it with the shared loop, then writes the manifest NAME.json beside the checkpoint:
 the exact command, commit, seed, time, device and the held-out figures.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import os
 import shlex
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from minivideo import registry
 from minivideo.checkpoints import (
     add_metrics,
     build_model_from_checkpoint,
@@ -31,76 +31,47 @@ from minivideo.checkpoints import (
     save_checkpoint,
     write_manifest,
 )
+from minivideo.cli.common import UsageError, user_input
+from minivideo.pretrained import tokenizer_record
 from minivideo.train import Target, fit
 from minivideo.utils import pick_device
 
 CONFIGS = ("tiny", "small", "full")
 CONDITIONS = ("none", "class", "frames")
 
-# name → "module:attribute"; the attribute is a Target, or a function cond -> Target.
-# Imported only when chosen, so `train --help` stays fast and lessons stay independent.
-TARGETS: dict[str, str] = {
-    "vqvae-frame": "minivideo.vqvae:FRAME_TOKENIZER_TARGET",
-    "vqvae-clip": "minivideo.vqvae:CLIP_TOKENIZER_TARGET",
-    "vqvae-compact": "minivideo.vqvae:COMPACT_TOKENIZER_TARGET",
-    "vqvae-compact-t2": "minivideo.vqvae:COMPACT_T2_TOKENIZER_TARGET",
-    "digit-classifier": "minivideo.metrics.digit_classifier:TARGET",
-    "judge": "minivideo.metrics.judge:TARGET",
-    "image-prior": "minivideo.models.image_prior:TARGET",
-    "videogpt": "minivideo.models.videogpt:target",
-    "videogpt-compact": "minivideo.models.videogpt_compact:TARGET",
-    "videogpt-compact-t2": "minivideo.models.videogpt_compact:TARGET_T2",
-    "cogview": "minivideo.models.cogvideo_recipe:COGVIEW",
-    "cogvideo-keyframes": "minivideo.models.cogvideo_recipe:KEYFRAMES",
-    "cogvideo-interp": "minivideo.models.cogvideo_recipe:INTERPOLATION",
-}
-
-# name → "module:function(model) -> {figure: value}": the held-out figures of the manifest.
-# They live here, at the top layer, because measuring a model may use the judge, the digit
-# classifier or the tokenizers, which the model's own module must not import.
-EVALUATIONS: dict[str, str] = {
-    "vqvae-frame": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
-    "vqvae-clip": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
-    "vqvae-compact": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
-    "vqvae-compact-t2": "minivideo.metrics.reconstruction:evaluate_shipped_tokenizer",
-    "digit-classifier": "minivideo.metrics.digit_classifier:evaluate_classifier",
-    "judge": "minivideo.metrics.judge:evaluate_judge",
-    "videogpt": "minivideo.metrics.videogpt_quality:evaluate_videogpt",
-    "videogpt-compact": "minivideo.metrics.videogpt_quality:evaluate_videogpt",
-    "videogpt-compact-t2": "minivideo.metrics.videogpt_quality:evaluate_videogpt",
-    "cogview": "minivideo.metrics.cogvideo_quality:evaluate_cogview",
-    "cogvideo-keyframes": "minivideo.metrics.cogvideo_quality:evaluate_keyframes",
-    "cogvideo-interp": "minivideo.metrics.cogvideo_quality:evaluate_interpolation",
-}
-
 
 def resolve_evaluation(name: str, target: Target):
-    """The held-out evaluation of a target: its own, else the one registered in EVALUATIONS."""
-    if name in EVALUATIONS:
-        module_name, _, attribute = EVALUATIONS[name].partition(":")
-        return getattr(importlib.import_module(module_name), attribute)
-    return target.evaluate
+    """The held-out evaluation of a target: the registry's, else the target's own."""
+    evaluation = registry.entry(name).evaluation
+    return registry.resolve(evaluation) if evaluation else target.evaluate
 
 
 def resolve_target(name: str, cond: str | None = None) -> Target:
-    """Import the Target registered under `name` (built for `cond` where it takes one)."""
-    if name not in TARGETS:
-        raise ValueError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}")
-    module_name, _, attribute = TARGETS[name].partition(":")
+    """The Target the registry names (built for `cond` where it takes one)."""
     try:
-        found = getattr(importlib.import_module(module_name), attribute)
+        found = registry.resolve(registry.entry(name).target)
     except (ModuleNotFoundError, AttributeError) as err:
-        raise ValueError(f"target {name!r} is not available yet ({err})") from err
+        raise UsageError(f"target {name!r} is not available yet ({err})") from err
     if isinstance(found, Target):
         if cond not in (None, "none"):
-            raise ValueError(f"--cond is not an option of target {name!r}")
+            raise UsageError(f"--cond is not an option of target {name!r}")
         return found
     return found(cond or "none")
 
 
+def tokenizer_of(name: str, model: torch.nn.Module) -> dict | None:
+    """For a prior's manifest: the tokenizer whose codes it models, by name and sha256 (the
+    model's own config names it where it can; else the registry)."""
+    config = getattr(model, "config", None)
+    tokenizer = (getattr(config, "tokenizer", None)
+                 or getattr(getattr(config, "base", None), "tokenizer", None)
+                 or registry.entry(name).tokenizer)
+    return tokenizer_record(tokenizer) if isinstance(tokenizer, str) else None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the train command."""
-    parser.add_argument("target", choices=list(TARGETS), help="what to train")
+    parser.add_argument("target", choices=list(registry.MODELS), help="what to train")
     parser.add_argument("--config", choices=CONFIGS, default="small",
                         help="model size and schedule: tiny (tests), small (CPU), full (GPU)")
     parser.add_argument("--out", required=True, help="checkpoint file to write, FILE.pt")
@@ -217,12 +188,15 @@ def _held_out(evaluate, model: torch.nn.Module) -> dict:
 def evaluate_only(args: argparse.Namespace, target: Target, out: Path) -> int:
     """`--evaluate-only`: the held-out figures of an existing checkpoint, into its manifest."""
     if not out.is_file():
-        raise ValueError(f"--out {args.out} does not exist: --evaluate-only measures a checkpoint")
+        raise UsageError(f"--out {args.out} does not exist: --evaluate-only measures a "
+                         "checkpoint")
     evaluate = resolve_evaluation(args.target, target)
     if evaluate is None:
-        raise ValueError(f"target {args.target!r} has no held-out evaluation")
+        raise UsageError(f"target {args.target!r} has no held-out evaluation")
     device = pick_device(args.device)
-    metrics = _held_out(evaluate, build_model_from_checkpoint(out).to(device))
+    with user_input("--out"):
+        model = build_model_from_checkpoint(out)
+    metrics = _held_out(evaluate, model.to(device))
     path = add_metrics(out, metrics, command=command_line(args), device=_device_name(device))
     print(f"wrote {path}")
     return 0
@@ -232,23 +206,23 @@ def run(args: argparse.Namespace) -> int:
     """Build the model and data, train with `minivideo.train.fit`, write --out and its manifest."""
     out = Path(args.out)
     if out.suffix != ".pt":
-        raise ValueError(f"--out must be a file name ending in .pt, got {args.out!r}")
+        raise UsageError(f"--out must be a file name ending in .pt, got {args.out!r}")
     if args.export is not None and (Path(args.export).suffix != ".pt"
                                     or Path(args.export).resolve() == out.resolve()):
-        raise ValueError(f"--export must be another file name ending in .pt, got "
+        raise UsageError(f"--export must be another file name ending in .pt, got "
                          f"{args.export!r}")
     for flag in ("steps", "batch_size", "threads"):
         value = getattr(args, flag)
         if value is not None and value < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be a positive int, got {value}")
+            raise UsageError(f"--{flag.replace('_', '-')} must be a positive int, got {value}")
     for flag in ("workers", "save_every", "eval_every", "keep_every"):
         value = getattr(args, flag)
         if value < 0:
-            raise ValueError(f"--{flag.replace('_', '-')} must be an int >= 0, got {value}")
+            raise UsageError(f"--{flag.replace('_', '-')} must be an int >= 0, got {value}")
     if args.export_half and args.export is None:
-        raise ValueError("--export-half needs --export FILE.pt")
+        raise UsageError("--export-half needs --export FILE.pt")
     if args.minutes is not None and not args.minutes > 0:
-        raise ValueError(f"--minutes must be a positive number, got {args.minutes}")
+        raise UsageError(f"--minutes must be a positive number, got {args.minutes}")
     target = resolve_target(args.target, args.cond)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -290,10 +264,11 @@ def run(args: argparse.Namespace) -> int:
         metrics = _held_out(evaluate, result.model)
     total = result.history[-1].get("seconds", seconds) if result.history else seconds
     exported = [export_weights(out, args.export, half=args.export_half)] if args.export else []
+    tokenizer = tokenizer_of(args.target, result.model)
     for path in [out, *exported]:
         manifest = write_manifest(path, command=command_line(args), data_seed=args.seed,
                                   train_seconds=total,
                                   device=_device_name(pick_device(args.device)), metrics=metrics,
-                                  notes=target.notes)
+                                  notes=target.notes, tokenizer=tokenizer)
         print(f"wrote {manifest}")
     return 0

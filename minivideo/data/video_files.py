@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minivideo.utils import UsageError
+
 SIDE = 64  # every clip of the course is 64×64 pixels
 MADE_BY = "as `python -m minivideo data --out FILE.npz` writes"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive's first member, or an empty archive
@@ -41,7 +43,7 @@ def _what_it_is(head: bytes) -> str:
     return "a text file, not an .npz archive"
 
 
-class VideoFileError(ValueError):
+class VideoFileError(UsageError):
     """A file that cannot be used as clips; the message names it and says what was expected."""
 
 

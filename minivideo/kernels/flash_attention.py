@@ -46,6 +46,36 @@ LN2 = tl.constexpr(0.6931471805599453)  # a constexpr: kernels may read only con
 NO_MASK, BOOL_MASK, BIAS_MASK = 0, 1, 2
 
 
+# ============================================================================ shared by all passes
+@triton.jit
+def _logits(
+    q, k, offs_m, offs_n, off_b, off_h, Mask,
+    stride_mb, stride_mh, stride_ml, stride_ms, L, S, qk_scale,
+    IS_CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """A tile's logits (BLOCK_M, BLOCK_N) in base 2, bias added, and where attending is allowed.
+
+    One definition for the forward pass and `_probabilities`, so the backward rebuilds exactly
+    the tile the forward saw. A `triton.jit` helper is inlined into its caller: it costs nothing.
+    """
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
+    row_ok = offs_m < L
+    col_ok = offs_n < S
+    allowed = row_ok[:, None] & col_ok[None, :]  # boundary: keys past S do not exist
+    if IS_CAUSAL:
+        allowed = allowed & (offs_n[None, :] <= offs_m[:, None] + S - L)
+    if MASK_KIND != 0:
+        mask_ptrs = (Mask + off_b * stride_mb + off_h * stride_mh
+                     + offs_m[:, None] * stride_ml + offs_n[None, :] * stride_ms)
+        # entries already disallowed are not read: their value could not change the result
+        tile_mask = tl.load(mask_ptrs, mask=allowed, other=0)
+        if MASK_KIND == 1:
+            allowed = allowed & (tile_mask != 0)
+        else:  # additive bias, converted to base 2 like the logits
+            s = s + tile_mask.to(tl.float32) * 1.4426950408889634
+    return s, allowed
+
+
 # ============================================================================ forward kernel
 @triton.jit
 def attention_forward_kernel(
@@ -104,19 +134,10 @@ def attention_forward_kernel(
             v = tl.load(v_base + offs_n[:, None] * stride_kn + offs_d[None, :],
                         mask=col_ok[:, None], other=0.0)
 
-            # -- 4a. Logits of this tile, (BLOCK_M, BLOCK_N), in base 2.
-            s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
-            allowed = row_ok[:, None] & col_ok[None, :]  # boundary: keys past S do not exist
-            if IS_CAUSAL:
-                allowed = allowed & (offs_n[None, :] <= offs_m[:, None] + S - L)
-            if MASK_KIND != 0:
-                mask_ptrs = (Mask + off_b * stride_mb + off_h * stride_mh
-                             + offs_m[:, None] * stride_ml + offs_n[None, :] * stride_ms)
-                tile_mask = tl.load(mask_ptrs, mask=row_ok[:, None] & col_ok[None, :], other=0)
-                if MASK_KIND == 1:
-                    allowed = allowed & (tile_mask != 0)
-                else:  # additive bias, converted to base 2 like the logits
-                    s = s + tile_mask.to(tl.float32) * 1.4426950408889634
+            # -- 4a. Logits of this tile, (BLOCK_M, BLOCK_N), in base 2; -inf where masked.
+            s, allowed = _logits(q, k, offs_m, offs_n, off_b, off_h, Mask,
+                                 stride_mb, stride_mh, stride_ml, stride_ms, L, S, qk_scale,
+                                 IS_CAUSAL, MASK_KIND, PRECISION)
             s = tl.where(allowed, s, float("-inf"))
 
             # -- 4b. The online-softmax recurrence. A row that has seen only -inf so far keeps
@@ -168,20 +189,9 @@ def _probabilities(
     IS_CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """Rebuild the tile P = exp(S - LSE) exactly as the forward pass saw it (zeros where masked)."""
-    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
-    row_ok = offs_m < L
-    col_ok = offs_n < S
-    allowed = row_ok[:, None] & col_ok[None, :]
-    if IS_CAUSAL:
-        allowed = allowed & (offs_n[None, :] <= offs_m[:, None] + S - L)
-    if MASK_KIND != 0:
-        mask_ptrs = (Mask + off_b * stride_mb + off_h * stride_mh
-                     + offs_m[:, None] * stride_ml + offs_n[None, :] * stride_ms)
-        tile_mask = tl.load(mask_ptrs, mask=allowed, other=0)
-        if MASK_KIND == 1:
-            allowed = allowed & (tile_mask != 0)
-        else:
-            s = s + tile_mask.to(tl.float32) * 1.4426950408889634
+    s, allowed = _logits(q, k, offs_m, offs_n, off_b, off_h, Mask,
+                         stride_mb, stride_mh, stride_ml, stride_ms, L, S, qk_scale,
+                         IS_CAUSAL, MASK_KIND, PRECISION)
     # A row that attended nothing has LSE = -inf; treat it as +inf so its P is exp2(-inf) = 0.
     lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
     p = tl.math.exp2(s - lse2[:, None])

@@ -11,7 +11,7 @@ each one first moves in generated clips, and we compare with the prompt.
     evaluate_interpolation(model)    stage 2, middle frames at strides 2 and 1; then, when the
                                      shipped key-frame model and judge exist, the whole pipeline
 
-    python -m minivideo.metrics.cogvideo_quality --prompts 32    # the shipped pipeline's figures
+    python -m minivideo eval cogvideo --prompts 32    # the shipped pipeline's figures
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from torch import nn
 
 from minivideo.data.captions import CaptionTokenizer
 from minivideo.metrics.captions import caption_accuracy
+from minivideo.metrics.judge import MIN_FRAMES, reads_digit_sets
 from minivideo.models.cogvideo import (
     CLIP_FRAMES,
     KEYFRAME_STRIDE,
@@ -41,6 +42,7 @@ from minivideo.models.cogvideo import (
     training_pair,
     video_sequence,
 )
+from minivideo.pretrained import available_pretrained, pretrained
 
 TEST_SEED = 1234
 _CAPTIONS = CaptionTokenizer()
@@ -103,8 +105,6 @@ def evaluate_cogview(model: nn.Module, num_clips: int = 64) -> dict[str, float]:
         return [training_pair(s, model.config.text_len + 1, num_codes) for s in sequences]
 
     out = {**_with_and_without_caption(model, make), "test_frames": len(frames)}
-    from minivideo.pretrained import available_pretrained, pretrained
-
     if model.config.tokenizer == "vqvae-frame" and "judge" in available_pretrained():
         out.update(evaluate_cogview_frames(model, pretrained("judge"), num_clips))
     return out
@@ -154,8 +154,6 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 
     every frame is held still for MIN_FRAMES frames; the same is done with the real frame and
     with its tokenizer reconstruction, which bound what any CogView can reach.
     """
-    from minivideo.metrics.judge import MIN_FRAMES, reads_digit_sets
-
     if not isinstance(model, CogView):
         raise TypeError(f"model must be a CogView, got {type(model).__name__}")
     clips = test_clips(model, num_frames)
@@ -211,8 +209,6 @@ def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, f
         out[f"stride{stride}_test_bits_per_code_no_caption"] = (
             figures["test_bits_per_code_no_caption"])
     out["gate_mean_abs"] = round(float(model.gate.detach().abs().mean()), 4)
-    from minivideo.pretrained import available_pretrained, pretrained
-
     shipped = available_pretrained()
     if model.config.base.tokenizer == "vqvae-frame" and {"cogvideo-keyframes", "judge"} <= set(
             shipped):
@@ -224,32 +220,3 @@ def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, f
 
 __all__ = ["bits_per_code", "evaluate_cogview", "evaluate_cogview_frames", "evaluate_interpolation",
            "evaluate_keyframes", "evaluate_text_to_video", "test_clips"]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: caption accuracy of the shipped text-to-video pipeline, read by the judge."""
-    import argparse
-
-    from minivideo.pretrained import pretrained
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--prompts", type=int, default=32, help="prompts of test clips")
-    parser.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    args = parser.parse_args(argv)
-    if args.prompts < 1:
-        parser.error(f"--prompts must be a positive int, got {args.prompts}")
-    keyframes, interp = pretrained("cogvideo-keyframes"), pretrained("cogvideo-interp")
-    figures = evaluate_text_to_video(keyframes, interp, pretrained("judge"),
-                                     num_prompts=args.prompts, guidance=args.guidance,
-                                     seed=args.seed)
-    figures.update(evaluate_cogview_frames(pretrained("cogview"), pretrained("judge"),
-                                           num_frames=2 * args.prompts, guidance=args.guidance,
-                                           seed=args.seed))
-    for name, value in figures.items():
-        print(f"{name:28s} {value:.4g}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,21 +5,20 @@ Legibility: a digit classifier (trained on training digits) reads 28×28 crops a
 positions, in the original frames and in the reconstructions; a tokenizer that keeps digits
 readable loses (almost) no accuracy.
 
-    python -m minivideo.metrics.reconstruction vqvae-frame --clips 256
+    python -m minivideo eval tokenizer vqvae-frame --clips 256
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
 from minivideo.data import MovingMNIST, MovingMNISTConfig
 from minivideo.metrics.digit_classifier import DIGIT_SIZE, DigitClassifier
 from minivideo.metrics.image import psnr, sse_per_frame, ssim
+from minivideo.pretrained import pretrained
 from minivideo.vqvae import perplexity
 
 TEST_SEED = 1234  # the held-out clips every tokenizer is measured on
@@ -114,8 +113,6 @@ def evaluate_tokenizer(tokenizer: nn.Module, num_clips: int = 256, num_frames: i
 
 def evaluate_shipped_tokenizer(tokenizer: nn.Module) -> dict[str, float]:
     """The figures of a tokenizer's manifest: 256 test clips of 16 frames, legibility included."""
-    from minivideo.pretrained import pretrained
-
     return evaluate_tokenizer(tokenizer.cpu(), num_clips=256, num_frames=16,
                               classifier=pretrained("digit-classifier"))
 
@@ -130,44 +127,3 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
     for name, row in rows.items():
         lines.append(" | ".join([name, *(f"{row[c]:.4g}" if c in row else "-" for c in columns)]))
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print the quality table of shipped (or given) tokenizers; optionally write manifests."""
-    from minivideo.checkpoints import build_model_from_checkpoint, write_manifest
-    from minivideo.pretrained import pretrained
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("names", nargs="+", help="shipped names (vqvae-frame) or FILE.pt paths")
-    parser.add_argument("--clips", type=int, default=256, help="held-out test clips (default 256)")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--classifier", default="digit-classifier",
-                        help="shipped name or FILE.pt of the digit classifier ('' to skip)")
-    parser.add_argument("--write-manifest", metavar="COMMAND", default=None,
-                        help="write NAME.json beside a FILE.pt with this training command")
-    parser.add_argument("--train-seconds", type=float, default=0.0)
-    parser.add_argument("--device-name", default="cpu")
-    parser.add_argument("--notes", default="")
-    args = parser.parse_args(argv)
-
-    def load(name: str) -> nn.Module:
-        return build_model_from_checkpoint(name) if name.endswith(".pt") else pretrained(name)
-
-    torch.manual_seed(0)
-    np.random.seed(0)  # noqa: NPY002
-    classifier = load(args.classifier) if args.classifier else None
-    rows = {}
-    for name in args.names:
-        rows[name] = evaluate_tokenizer(load(name), args.clips, args.frames, classifier=classifier)
-        if args.write_manifest is not None:
-            metrics = {k: round(v, 4) for k, v in rows[name].items()}
-            metrics.update(test_clips=args.clips, test_seed=TEST_SEED, frames=args.frames)
-            write_manifest(name, command=args.write_manifest, data_seed=0,
-                           train_seconds=args.train_seconds, device=args.device_name,
-                           metrics=metrics, notes=args.notes)
-    print(format_table(rows))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

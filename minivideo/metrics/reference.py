@@ -27,6 +27,7 @@ from einops import rearrange
 from minivideo.metrics.frechet import frechet_distance
 from minivideo.metrics.image import gaussian_window
 from minivideo.metrics.judge import Judge, as_video_tensor, judge_features
+from minivideo.utils import to_uint8
 
 DEGRADATIONS = ("static", "shuffled", "blur", "noise")
 DEFAULT_LEVELS = {"blur": 1.5, "noise": 0.2}  # σ in pixels; σ of the noise in [0, 1] units
@@ -58,7 +59,7 @@ def degrade(videos: np.ndarray | torch.Tensor, kind: str, level: float | None = 
         out = blur(x, level)
     else:
         out = (x + level * torch.randn(x.shape, generator=gen)).clamp(0, 1)
-    return (out * 255).round().to(torch.uint8)
+    return torch.from_numpy(to_uint8(out))
 
 
 def blur(videos: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -17,12 +17,11 @@
 
 The judge is `pretrained("judge")`; if it is not there yet, the judge's figures are left out.
 
-    python -m minivideo.metrics.videogpt_quality checkpoints/videogpt.pt --clips 64
+    python -m minivideo eval videogpt checkpoints/videogpt.pt --clips 64
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -34,6 +33,7 @@ from minivideo.metrics.judge import judge_features, reads_digit_sets
 from minivideo.metrics.prediction import prediction_error
 from minivideo.metrics.reconstruction import test_clips
 from minivideo.models.videogpt import VideoGPT, check_tokenizer, predict_clips, sample_clips
+from minivideo.pretrained import pretrained
 
 NUM_FRAMES = 16
 
@@ -60,8 +60,6 @@ def bits_per_code(model: VideoGPT, codes: torch.Tensor, digits: torch.Tensor,
 
 
 def _load(name: str) -> nn.Module | None:
-    from minivideo.pretrained import pretrained
-
     try:
         return pretrained(name).cpu()
     except (ValueError, FileNotFoundError):
@@ -236,22 +234,3 @@ def quality_table(figures: dict[str, dict[str, float]]) -> str:
             lines.append(f"| none | {bits} | Fréchet distance of judge features ({n} clips) | "
                          f"{get(row, 'frechet_samples')} | {'; '.join(refs)} |")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: evaluate a VideoGPT checkpoint and print its figures."""
-    from minivideo.checkpoints import build_model_from_checkpoint
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("checkpoint", help="a VideoGPT FILE.pt")
-    parser.add_argument("--clips", type=int, default=64, help="test clips / samples")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    args = parser.parse_args(argv)
-    model = build_model_from_checkpoint(args.checkpoint)
-    for name, value in evaluate_videogpt(model, num_clips=args.clips, seed=args.seed).items():
-        print(f"{name:28s} {value:.4g}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

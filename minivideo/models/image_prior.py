@@ -19,7 +19,6 @@ extends unchanged to clips (t > 1).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 from dataclasses import asdict, dataclass
@@ -32,10 +31,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from minivideo.data import MovingMNISTConfig, generate_clips, load_digits
+from minivideo.pretrained import pretrained
 from minivideo.sampling import bits_per_token, generate
 from minivideo.train import Target, TrainConfig, TrainResult, fit
 from minivideo.transformer import GPT, GPTConfig
-from minivideo.utils import pick_device
+from minivideo.utils import to_uint8
 
 PRESETS = ("tiny", "small", "full")
 RECIPE = "image-prior"
@@ -148,7 +148,8 @@ def code_grid(prior: nn.Module) -> tuple[int, int]:
     return h, w
 
 
-def _check_compatible(prior: nn.Module, tokenizer: nn.Module) -> None:
+def check_compatible(prior: nn.Module, tokenizer: nn.Module) -> None:
+    """A clear error unless the tokenizer makes the code grids the prior models."""
     num_codes, h, w = _tokenizer_grid(tokenizer)
     if bos_token(prior) != num_codes or code_grid(prior) != (h, w):
         raise ValueError(
@@ -301,7 +302,7 @@ def sample_frames(
     prior: nn.Module, tokenizer: nn.Module, n: int, seed: int = 0, **sampling
 ) -> torch.Tensor:
     """n frames float [0, 1] (n, H, W): codes sampled from the prior, decoded by the tokenizer."""
-    _check_compatible(prior, tokenizer)
+    check_compatible(prior, tokenizer)
     codes = sample_codes(prior, n, seed=seed, **sampling)
     codes = codes.to(next(tokenizer.parameters()).device)
     video = tokenizer.decode(rearrange(codes, "n h w -> n 1 h w"))  # a one-frame clip each
@@ -326,10 +327,6 @@ TEST_CLIPS, TEST_SEED = 256, 1234  # held-out frames of the manifest: 4 frames o
 
 @functools.cache
 def _shipped_tokenizer() -> nn.Module:
-    # the front door's loader, imported only when the shipped tokenizer is needed, so that this
-    # module (and its tests) work with any tokenizer and without the checkpoints folder
-    from minivideo.pretrained import pretrained
-
     return pretrained("vqvae-frame")
 
 
@@ -357,7 +354,7 @@ def held_out_codes(tokenizer: nn.Module | None = None) -> torch.Tensor:
 def evaluate(model: nn.Module) -> dict[str, float]:
     """The manifest's figures: bits per code on held-out test-digit frames (and uniform's)."""
     tokenizer = _shipped_tokenizer()
-    _check_compatible(model, tokenizer)
+    check_compatible(model, tokenizer)
     codes = held_out_codes(tokenizer)
     return {
         "test_bits_per_token": round(frame_bits_per_token(model, codes), 4),
@@ -378,41 +375,24 @@ TARGET = Target(
 )
 
 
-# --------------------------------------------------------------------------- sample command
-def sample_videos(args: argparse.Namespace) -> dict[str, np.ndarray]:
-    """`sample image-prior`: {'videos': uint8 (N, 1, 64, 64)}, frames sampled from the prior.
-
-    Reads args.num, seed, temperature, top_k, top_p, batch_size, checkpoint (default: the
-    shipped prior), device and no_progress; the frames are decoded by the shipped tokenizer.
-    """
-    from minivideo.checkpoints import build_model_from_checkpoint
-    from minivideo.pretrained import pretrained
-
-    device = pick_device(args.device)
-    if args.checkpoint is None:
-        prior = pretrained(RECIPE, device=device)
-    else:
-        prior = build_model_from_checkpoint(args.checkpoint).to(device).eval()
-        try:
-            bos_token(prior)  # an image prior made by build_prior, or a clear error
-        except TypeError as err:
-            raise ValueError(f"--checkpoint {args.checkpoint} is not an image prior: "
-                             f"{err}") from err
-    tokenizer = _shipped_tokenizer().to(device)
-    _check_compatible(prior, tokenizer)
-    # one generator across batches: the N samples are one seeded stream
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    batch_size = max(1, getattr(args, "batch_size", 16) or 16)
+# --------------------------------------------------------------------------- sampling
+def sample_videos(prior: GPT, tokenizer: nn.Module, num: int, *, seed: int = 0,
+                  batch_size: int = 16, progress: bool = False, temperature: float = 1.0,
+                  top_k: int | None = None, top_p: float | None = None) -> np.ndarray:
+    """num frames sampled from the prior and decoded, as one-frame uint8 videos (num, 1, H, W)."""
+    bos_token(prior)  # an image prior made by build_prior, or a clear error
+    check_compatible(prior, tokenizer)
+    device = next(tokenizer.parameters()).device
+    # one generator across batches: the num samples are one seeded stream
+    generator = torch.Generator(device=device).manual_seed(seed)
     frames = []
-    for start in range(0, args.num, batch_size):
-        n = min(batch_size, args.num - start)
-        codes = sample_codes(prior, n, seed=None, generator=generator,
-                             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                             progress=not args.no_progress)
+    for start in range(0, num, batch_size):
+        n = min(batch_size, num - start)
+        codes = sample_codes(prior, n, seed=None, generator=generator, temperature=temperature,
+                             top_k=top_k, top_p=top_p, progress=progress)
         with torch.no_grad():
             frames.append(tokenizer.decode(rearrange(codes, "n h w -> n 1 h w")).cpu())
-    video = torch.cat(frames)  # float [0, 1] (N 1 H W): one-frame videos
-    return {"videos": (video * 255).round().clamp(0, 255).to(torch.uint8).numpy()}
+    return to_uint8(torch.cat(frames))  # (N 1 H W): one-frame videos
 
 
 def _describe(x: object) -> str:
@@ -425,5 +405,5 @@ __all__ = [
     "FrameCodes", "ImagePriorConfig", "PRESETS", "SCHEDULES", "TARGET", "bos_token",
     "build_dataset", "build_model", "build_prior", "code_grid", "encode_frames", "evaluate",
     "frame_bits_per_token", "from_sequences", "prior_loss", "sample_codes", "sample_frames",
-    "sample_videos", "held_out_codes", "to_sequences", "train_image_prior",
+    "check_compatible", "sample_videos", "held_out_codes", "to_sequences", "train_image_prior",
 ]

@@ -48,8 +48,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -59,10 +59,11 @@ from torch.utils.data import Dataset
 
 from minivideo.data import MovingMNISTConfig, generate_clips, load_digits
 from minivideo.editing import infill, sequence_mask
+from minivideo.pretrained import pretrained
 from minivideo.sampling import generate
 from minivideo.train import Target
 from minivideo.transformer import GPT, GPTConfig
-from minivideo.utils import pick_device
+from minivideo.utils import pick_device, to_uint8
 
 CONDITIONS = ("none", "class", "frames")
 PRESETS = ("tiny", "small", "full")
@@ -606,9 +607,6 @@ def schedules(cond: str) -> dict[str, dict]:
 @functools.cache
 def shipped_tokenizer(name: str = "vqvae-clip") -> nn.Module:
     """A shipped tokenizer by name, loaded once per process (in eval mode, on the CPU)."""
-    # The front door (pretrained) sits above this layer; imported only when a run needs it.
-    from minivideo.pretrained import pretrained
-
     return pretrained(name)
 
 
@@ -645,33 +643,7 @@ def target(cond: str = "none") -> Target:
     )
 
 
-# --------------------------------------------------------------------------- sample command
-def parse_digits(text: str | None) -> list[int]:
-    """'3,7' → [3, 7], with a clear error for anything that is not two digits 0..9."""
-    if text is None:
-        raise ValueError("--cond class needs --digits, e.g. --digits 3,7")
-    parts = [p.strip() for p in str(text).split(",")]
-    if len(parts) != DIGITS_PER_CLIP or not all(p.isdigit() for p in parts):
-        raise ValueError(f"--digits must be two digits 0..9 separated by a comma, e.g. 3,7; "
-                         f"got {text!r}")
-    values = [int(p) for p in parts]
-    if max(values) >= NUM_CLASSES:
-        raise ValueError(f"unknown digit in --digits {text!r}: digits are 0..9")
-    return values
-
-
-def load_context(path: str | Path, context_frames: int, num: int) -> torch.Tensor:
-    """The first k frames (num, k, 64, 64) uint8 of the clips in an .npz's 'videos' (cycled)."""
-    from minivideo.data.video_files import load_video_file  # the one reader of video files
-
-    videos = load_video_file(path, "--frames", single_clip=True)["videos"]
-    if videos.shape[1] < context_frames:
-        raise ValueError(f"wrong context length: the model needs the first {context_frames} "
-                         f"frames, {path} has {videos.shape[1]}")
-    index = np.arange(num) % len(videos)  # fewer contexts than --num: several futures each
-    return torch.from_numpy(np.ascontiguousarray(videos[index, :context_frames]))
-
-
+# --------------------------------------------------------------------------- sampling
 @torch.no_grad()
 def predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, *, seed: int = 0,
                   batch_size: int = 16, progress: bool = False, **sampling) -> torch.Tensor:
@@ -704,68 +676,52 @@ ONE_PRIOR = "videogpt"
 CLASS_GUIDANCE = 3.0
 
 
-def sample_videos(args) -> dict[str, np.ndarray]:
-    """`python -m minivideo sample videogpt`: {'videos': uint8 (N, 16, 64, 64), extras}."""
-    from minivideo.checkpoints import build_model_from_checkpoint
-    from minivideo.pretrained import available_pretrained, pretrained
-
-    cond = getattr(args, "cond", "none") or "none"
+def sample_videos(model: VideoGPT, tokenizer: nn.Module, num: int, *, cond: str = "none",
+                  digits: Sequence[int] | None = None, context: torch.Tensor | None = None,
+                  guidance: float | None = None, seed: int = 0, batch_size: int = 16,
+                  progress: bool = False, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> np.ndarray:
+    """num clips as uint8 (num, T, H, W) for one conditioning: 'none'; 'class' with `digits`
+    (one pair for every clip, e.g. [3, 7]); 'frames' with `context` (num, k, H, W), the given
+    frames kept and the rest predicted. A one-prior model (`null_class`) serves all three and
+    guides class samples by `guidance` (default CLASS_GUIDANCE); a single-condition prior
+    serves only its own `cond`.
+    """
     if cond not in CONDITIONS:
-        raise ValueError(f"--cond must be one of {CONDITIONS}, got {cond!r}")
-    if cond != "class" and args.digits is not None:
-        raise ValueError(f"--digits is only used with --cond class (got --cond {cond})")
-    if cond != "frames" and args.frames is not None:
-        raise ValueError(f"--frames is only used with --cond frames (got --cond {cond})")
-    guidance = getattr(args, "guidance", None)
-    if guidance is not None and cond != "class":
-        raise ValueError(f"--guidance is only used with --cond class (got --cond {cond})")
-    device = pick_device(args.device)
-    if args.checkpoint is not None:
-        model = build_model_from_checkpoint(args.checkpoint)
-    elif ONE_PRIOR in available_pretrained():
-        model = pretrained(ONE_PRIOR)
-    else:
-        model = pretrained(f"videogpt-{cond}")
-    if not isinstance(model, VideoGPT):
-        raise ValueError(f"--checkpoint {args.checkpoint} is not a VideoGPT checkpoint "
-                         f"(it holds a {type(model).__name__})")
+        raise ValueError(f"cond must be one of {CONDITIONS}, got {cond!r}")
+    if (digits is not None) != (cond == "class"):
+        raise ValueError(f"digits are given exactly when cond='class' (got cond={cond!r}, "
+                         f"digits={digits!r})")
+    if (context is not None) != (cond == "frames"):
+        raise ValueError(f"context frames are given exactly when cond='frames' (got "
+                         f"cond={cond!r}, context={_describe(context)})")
     one_prior = model.config.null_class  # serves every conditioning
-    if model.config.cond != cond and not one_prior:
-        raise ValueError(f"the checkpoint's model has cond={model.config.cond!r}, "
-                         f"but --cond {cond} was asked")
-    if guidance is not None and not one_prior:
-        raise ValueError("--guidance needs a prior trained with a NULL label (the one-prior "
-                         "recipe, videogpt-compact)")
-    model = model.to(device).eval()
-    tokenizer = pretrained(model.config.tokenizer, device=device)
-    extras: dict[str, np.ndarray] = {}
-    digits = frames = None
+    if guidance is not None and not (one_prior and cond == "class"):
+        raise ValueError("guidance needs cond='class' and a prior trained with a NULL label "
+                         "(the one-prior recipe, videogpt-compact)")
+    if not one_prior and model.config.cond != cond:
+        raise ValueError(f"the model has cond={model.config.cond!r}, but cond={cond!r} was asked")
+    if context is not None and len(context) != num:
+        raise ValueError(f"context must hold num={num} clips, got {len(context)}")
+    sampling = dict(seed=seed, batch_size=batch_size, progress=progress,
+                    temperature=temperature, top_k=top_k, top_p=top_p)
+    labels = None
     if cond == "class":
-        digits = torch.tensor([parse_digits(args.digits)] * args.num)
-        extras["digits"] = digits.numpy()
-    if cond == "frames":
-        if args.frames is None:
-            raise ValueError("--cond frames needs --frames CONTEXT.npz holding 'videos'")
-        frames = load_context(args.frames, model.config.context_frames, args.num)
-        extras["context"] = frames.numpy()
-    sampling = dict(seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
-                    temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-    if one_prior and cond == "class" and guidance is None:
-        guidance = CLASS_GUIDANCE
+        labels = torch.tensor([list(digits)] * num)
     if one_prior and cond == "frames":
-        videos = predict_clips(model, tokenizer, frames, **sampling)
+        videos = predict_clips(model, tokenizer, context, **sampling)
     else:
-        if guidance is not None:
-            sampling["guidance"] = guidance
-        videos = sample_clips(model, tokenizer, args.num, digits=digits,
-                              frames=frames if not one_prior else None, **sampling)
-    return {"videos": (videos.numpy() * 255 + 0.5).astype(np.uint8), **extras}
+        if one_prior and cond == "class":
+            sampling["guidance"] = CLASS_GUIDANCE if guidance is None else guidance
+        videos = sample_clips(model, tokenizer, num, digits=labels,
+                              frames=context if not one_prior else None, **sampling)
+    return to_uint8(videos)
 
 
 __all__ = [
     "CONDITIONS", "ClipCodes", "ContextEncoder", "NUM_CLIPS", "PRESETS", "SCHEDULES", "VideoGPT",
     "schedules",
     "VideoGPTConfig", "build_dataset", "build_model", "check_tokenizer", "encode_clips",
-    "load_context", "parse_digits", "predict_clips", "sample_clips", "sample_videos", "target",
+    "predict_clips", "sample_clips", "sample_videos", "target",
     "videogpt_loss", "CLASS_GUIDANCE", "ONE_PRIOR", "shipped_tokenizer",
 ]

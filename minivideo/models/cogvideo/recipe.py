@@ -1,7 +1,8 @@
 """The train targets of CogVideo-mini's three stages, on clips made fresh for every item.
 
-`cogvideo.py` holds the models, their sequences and sampling; this module is the recipe that
-trains them (`python -m minivideo train cogview | cogvideo-keyframes | cogvideo-interp`).
+The sibling modules hold the sequences (`layout`), the models (`model`) and sampling
+(`generation`); this module is the recipe that trains them (`python -m minivideo train cogview |
+cogvideo-keyframes | cogvideo-interp`).
 
 **Fresh clips, encoded on the training device.** Each training item is a new Moving MNIST clip
 of training digits, a pure function of (seed, index), so no frame is drawn from a fixed pool
@@ -28,27 +29,25 @@ from torch import nn
 
 from minivideo.data.mnist import load_digits
 from minivideo.data.moving_mnist import MovingMNISTConfig, generate_clips
-from minivideo.models.cogvideo import (
+from minivideo.models.cogvideo.data import _Draws
+from minivideo.models.cogvideo.generation import load_tokenizer
+from minivideo.models.cogvideo.layout import (
     CAPTION_DROPOUT,
     CLIP_FRAMES,
     UNTRAINED_TINY,
-    CogVideo,
     CogVideoConfig,
-    CogView,
     CogViewConfig,
-    _Draws,
-    _load,
     cogview_sequence,
     draw_window,
     frame_caption,
-    load_tokenizer,
     scored_from,
-    sequence_loss,
     training_pair,
     video_sequence,
     window_caption,
     window_frames,
 )
+from minivideo.models.cogvideo.model import CogVideo, CogView, sequence_loss
+from minivideo.pretrained import pretrained
 from minivideo.train import Target
 from minivideo.vqvae import encode_frozen
 
@@ -139,7 +138,7 @@ def build_cogview(preset: str) -> CogView:
 
 def _base(preset: str) -> CogView:
     """The frozen base of a stage: the shipped CogView, or (tiny, for tests) an untrained one."""
-    return build_cogview("tiny") if preset == "tiny" else _load("cogview")
+    return build_cogview("tiny") if preset == "tiny" else pretrained("cogview")
 
 
 def _build_stage(stage: str):

@@ -1,0 +1,245 @@
+"""The networks of CogVideo-mini: CogView (stage 0) and the dual-channel CogVideo (stages 1-2).
+
+`CogView` is a transformer over ``[caption | BOI | codes]`` under a prefix mask, with a head over
+the codes only. `CogVideo` keeps a frozen CogView's attention as the spatial channel, adds a
+`TemporalChannel` per layer that attends across frames in (shifted) windows of time, and mixes
+the two with a learned gate α that starts at 0, so that it starts as CogView. `sequence_loss` is
+the training loss of every stage.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from minivideo.masks import prefix_mask
+from minivideo.models.cogvideo.layout import (
+    FRAME_STRIDES,
+    CogVideoConfig,
+    CogViewConfig,
+    spatial_mask,
+    temporal_mask,
+)
+from minivideo.transformer import Block, GPTCache, GPTConfig
+
+
+# --------------------------------------------------------------------------- stage 0: CogView
+def _block_config(config: CogViewConfig) -> GPTConfig:
+    """The GPTConfig a transformer.Block needs (only its widths and dropout are used)."""
+    return GPTConfig(vocab_size=config.vocab_size, block_size=config.block_size,
+                     n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd,
+                     dropout=config.dropout)
+
+
+def _check_idx(idx: torch.Tensor, vocab_size: int, block_size: int, start: int) -> None:
+    if not isinstance(idx, torch.Tensor) or idx.is_floating_point() or idx.dim() != 2:
+        got = f"{idx.dtype} {tuple(idx.shape)}" if isinstance(idx, torch.Tensor) else type(idx)
+        raise TypeError(f"idx must be an integer tensor (b, n) of token ids, got {got}")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
+        raise ValueError(f"idx holds ids outside the vocabulary [0, {vocab_size})")
+    if start + idx.shape[1] > block_size:
+        raise ValueError(f"{start} cached + {idx.shape[1]} new tokens exceed "
+                         f"block_size={block_size}")
+
+
+def _code_loss(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+    if targets is None:
+        return None
+    return F.cross_entropy(rearrange(logits, "b n v -> (b n) v").float(),
+                           targets.reshape(-1).long(), ignore_index=-100)
+
+
+class CogView(nn.Module):
+    """Text-to-image transformer: [caption | BOI | codes], prefix mask, a head over codes only."""
+
+    def __init__(self, config: CogViewConfig) -> None:
+        super().__init__()
+        if not isinstance(config, CogViewConfig):
+            raise TypeError(f"config must be a CogViewConfig, got {type(config).__name__}")
+        self.config = config
+        c = config.n_embd
+        self.tok_emb = nn.Embedding(config.vocab_size, c)
+        self.text_pos = nn.Embedding(config.text_len + 1, c)  # caption words and BOI: 1D
+        self.row_emb = nn.Embedding(config.grid, c)  # codes: row + column, as in VideoGPT
+        self.col_emb = nn.Embedding(config.grid, c)
+        self.blocks = nn.ModuleList([Block(_block_config(config)) for _ in range(config.n_layer)])
+        self.norm = nn.LayerNorm(c)
+        # Text and BOI are always given, never drawn: the head scores the K codes only.
+        self.head = nn.Linear(c, config.num_codes, bias=False)
+        self.apply(_init_weights)
+        for name, param in self.named_parameters():  # GPT-2's scaled residual projections
+            if name.endswith(("out_proj.weight", "mlp.proj.weight")):
+                nn.init.normal_(param, std=0.02 / math.sqrt(2 * config.n_layer))
+        mask = prefix_mask(config.text_len, config.block_size)  # text bidirectional, rest causal
+        self.register_buffer("mask", mask, persistent=False)
+
+    @classmethod
+    def from_config(cls, config: dict | CogViewConfig) -> CogView:
+        """Build from a CogViewConfig or its dict form (as checkpoints store it)."""
+        return cls(CogViewConfig(**config) if isinstance(config, dict) else config)
+
+    def new_cache(self) -> GPTCache:
+        """An empty KV cache (one self-attention cache per layer)."""
+        return GPTCache(self.config.n_layer)
+
+    def frame_positions(self, index: torch.Tensor) -> torch.Tensor:
+        """Position embeddings (n c) of in-frame indices: 0 = BOI, 1 + (row · grid + col)."""
+        g = self.config.grid
+        code = (index - 1).clamp_min(0)
+        codes = self.row_emb(code // g) + self.col_emb(code % g)
+        boi = self.text_pos(torch.full_like(index, self.config.text_len))
+        return torch.where((index == 0)[:, None], boi, codes)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
+                mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
+                cache: GPTCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits over codes (b n K) for idx (b n); cross-entropy if targets (-100 = skip)."""
+        if mask is not None or context is not None:
+            raise ValueError("CogView builds its own prefix mask and takes no context")
+        start = len(cache) if cache is not None else 0
+        _check_idx(idx, self.config.vocab_size, self.config.block_size, start)
+        n, text_len = idx.shape[1], self.config.text_len
+        positions = torch.arange(start, start + n, device=idx.device)
+        text = self.text_pos(positions.clamp(max=text_len))
+        frame = self.frame_positions((positions - text_len).clamp_min(0))
+        x = self.tok_emb(idx.long()) + torch.where((positions < text_len)[:, None], text, frame)
+        attend = self.mask[start : start + n, : start + n]
+        for i, block in enumerate(self.blocks):
+            x = block(x, attend, None, cache.layers[i] if cache is not None else None)
+        logits = self.head(self.norm(x))
+        return logits, _code_loss(logits, targets)
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+# --------------------------------------------------------------------------- stages 1-2: CogVideo
+class TemporalChannel(nn.Module):
+    """Pre-norm multi-head attention across frames: the trainable half of a dual-channel layer."""
+
+    def __init__(self, block: Block) -> None:
+        super().__init__()
+        # Start from a copy of the frozen spatial attention: it already reads this model's
+        # features, so the new channel only has to learn where (in time) to look.
+        self.norm = copy.deepcopy(block.norm_attn)
+        self.attn = copy.deepcopy(block.attn)
+        self.requires_grad_(True)  # the copies must learn even if the original is frozen
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache=None) -> torch.Tensor:
+        """(b n c) -> (b n c)."""
+        return self.attn(self.norm(x), mask=mask, cache=cache)
+
+
+class DualCache(GPTCache):
+    """Per-layer (spatial, temporal) key/value caches, and the number of tokens fed so far."""
+
+
+class CogVideo(nn.Module):
+    """CogView's frozen layers as the spatial channel, plus gated temporal channels."""
+
+    def __init__(self, config: CogVideoConfig, base: CogView | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, CogVideoConfig):
+            raise TypeError(f"config must be a CogVideoConfig, got {type(config).__name__}")
+        self.config = config
+        base_config = config.base
+        self.base = CogView(base_config) if base is None else base
+        if asdict(self.base.config) != asdict(base_config):
+            raise ValueError("base does not match config.cogview")
+        self.base.requires_grad_(False)  # frozen: only the new parts below learn
+        c, layers = base_config.n_embd, base_config.n_layer
+        self.temporal = nn.ModuleList([TemporalChannel(b) for b in self.base.blocks])
+        self.gate = nn.Parameter(torch.zeros(layers, c))  # α = 0: exactly CogView at step 0
+        self.time_emb = nn.Embedding(len(config.frame_times), c)
+        nn.init.zeros_(self.time_emb.weight)  # no time signal until it is learned
+        self.rate_emb = nn.Embedding(len(FRAME_STRIDES), c)
+        with torch.no_grad():  # a rate token starts as CogView's BOI ("an image follows")
+            self.rate_emb.weight.copy_(self.base.tok_emb.weight[base_config.boi].expand(
+                len(FRAME_STRIDES), c))
+        frame_len, text_len = base_config.frame_len, base_config.text_len
+        times = config.frame_times
+        self.register_buffer("spatial_mask", spatial_mask(text_len, len(times), frame_len),
+                             persistent=False)
+        shifts = (0, config.window // 2)  # Swin: unshifted, then half-window shifted windows
+        temporal = torch.stack([temporal_mask(text_len, times, frame_len, config.window, s)
+                                for s in shifts])
+        self.register_buffer("temporal_masks", temporal, persistent=False)
+        self.register_buffer("frame_time", torch.tensor(times), persistent=False)
+
+    @classmethod
+    def from_config(cls, config: dict | CogVideoConfig) -> CogVideo:
+        """Build from a CogVideoConfig or its dict form (weights come from the checkpoint)."""
+        return cls(CogVideoConfig(**config) if isinstance(config, dict) else config)
+
+    @classmethod
+    def from_cogview(cls, base: CogView, stage: str, window: int = 2,
+                     base_name: str = "cogview") -> CogVideo:
+        """A fresh stage around a (pretrained) CogView, which is frozen in place."""
+        config = CogVideoConfig(cogview=asdict(base.config), stage=stage, window=window,
+                                base_name=base_name)
+        return cls(config, base)
+
+    def train(self, mode: bool = True) -> CogVideo:
+        """Train the new parts; the frozen CogView always runs as at inference."""
+        super().train(mode)
+        self.base.eval()
+        return self
+
+    def new_cache(self) -> DualCache:
+        """An empty KV cache: one spatial and one temporal cache per layer."""
+        return DualCache(self.base.config.n_layer)
+
+    def embed(self, idx: torch.Tensor, start: int) -> torch.Tensor:
+        """Token + position embeddings (b n c) of idx sitting at positions start, start + 1, ..."""
+        base, config = self.base, self.base.config
+        n, text_len, frame_len = idx.shape[1], config.text_len, config.frame_len
+        positions = torch.arange(start, start + n, device=idx.device)
+        is_rate = idx >= config.vocab_size
+        tokens = base.tok_emb(torch.where(is_rate, 0, idx).long())
+        tokens = torch.where(is_rate[..., None],
+                             self.rate_emb((idx - config.vocab_size).clamp_min(0).long()), tokens)
+        video = (positions - text_len - 1).clamp_min(0)  # index among the video tokens
+        frame, within = video // frame_len, video % frame_len
+        # text keeps CogView's 1D positions; the rate token takes CogView's BOI slot (text_len)
+        text = base.text_pos(positions.clamp(max=text_len))
+        frames = base.frame_positions(within) + self.time_emb(
+            self.frame_time[frame.clamp(max=len(self.frame_time) - 1)])
+        return tokens + torch.where((positions <= text_len)[:, None], text, frames)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
+                mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
+                cache: DualCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits over codes (b n K) for idx (b n); cross-entropy if targets (-100 = skip)."""
+        if mask is not None or context is not None:
+            raise ValueError("CogVideo builds its own dual-channel masks and takes no context")
+        start = len(cache) if cache is not None else 0
+        _check_idx(idx, self.config.vocab_size, self.config.block_size, start)
+        n = idx.shape[1]
+        x = self.embed(idx, start)
+        rows, cols = slice(start, start + n), slice(0, start + n)
+        spatial = self.spatial_mask[rows, cols]
+        for i, (block, temporal) in enumerate(zip(self.base.blocks, self.temporal, strict=True)):
+            spatial_cache, temporal_cache = cache.layers[i] if cache is not None else (None, None)
+            s = block.attn(block.norm_attn(x), mask=spatial, cache=spatial_cache)
+            t = temporal(x, self.temporal_masks[i % 2][rows, cols], temporal_cache)
+            x = x + s + self.gate[i] * (t - s)  # α = 0: the frozen model's own update
+            x = x + block.mlp(block.norm_mlp(x))
+        logits = self.base.head(self.base.norm(x))
+        return logits, _code_loss(logits, targets)
+
+
+# --------------------------------------------------------------------------- training loss
+def sequence_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    """The `fit` loss of every stage: cross-entropy of the scored codes, and bits per code."""
+    _, loss = model(batch["input"], targets=batch["target"])
+    return loss, {"bits_per_code": float(loss.detach()) / math.log(2)}
