@@ -98,3 +98,18 @@ def prior_tokenizer(prior_path: str | Path, tokenizer: str,
     """The shipped tokenizer of a prior stored at `prior_path`, after checking the pairing."""
     check_tokenizer_pairing(prior_path, tokenizer)
     return pretrained(tokenizer, device=device)
+
+
+def pretrained_prior(name: str, device: str | torch.device | None = None,
+                     ) -> tuple[nn.Module, nn.Module]:
+    """A shipped prior and the shipped tokenizer it was trained on, both in eval mode.
+
+    `minivideo.registry` names the tokenizer; the prior's manifest records its sha256, and a
+    mismatch is an error (`check_tokenizer_pairing`).
+    """
+    shipped = registry.shipped_entry(name)
+    if shipped is None or shipped.tokenizer is None:
+        priors = [e.checkpoint for e in registry.MODELS.values() if e.checkpoint and e.tokenizer]
+        raise ValueError(f"{name!r} is not a shipped prior; the shipped priors: "
+                         f"{', '.join(priors)}")
+    return pretrained(name, device=device), pretrained(shipped.tokenizer, device=device)

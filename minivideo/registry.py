@@ -71,6 +71,10 @@ MODELS: dict[str, Entry] = {
                                 "minivideo.metrics.cogvideo_quality:evaluate_keyframes",
                                 checkpoint="cogvideo-keyframes", tokenizer="vqvae-frame",
                                 sampler="cogvideo"),
+    # ablation (lesson 08, issue 15): the key-frame stage with nothing pretrained (not shipped)
+    "cogvideo-keyframes-scratch": Entry(
+        "minivideo.models.cogvideo.recipe:KEYFRAMES_FROM_SCRATCH",
+        "minivideo.metrics.cogvideo_quality:evaluate_keyframes", tokenizer="vqvae-frame"),
     "cogvideo-interp": Entry("minivideo.models.cogvideo.recipe:INTERPOLATION",
                              "minivideo.metrics.cogvideo_quality:evaluate_interpolation",
                              checkpoint="cogvideo-interp", tokenizer="vqvae-frame",

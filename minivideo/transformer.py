@@ -12,13 +12,14 @@ Sampling strategies (temperature, top-k, guidance, ...) live in `minivideo.sampl
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from minivideo.attention import BACKENDS, KVCache, MultiHeadAttention
+from minivideo.utils import FromConfig
 
 POS_EMBS = ("1d", "3d")
 
@@ -197,8 +198,10 @@ class GPTCache:
 
 
 # --------------------------------------------------------------------------- the model
-class GPT(nn.Module):
+class GPT(FromConfig, nn.Module):
     """Decoder-only transformer: token + position embeddings, blocks, final norm, (tied) head."""
+
+    config_class = GPTConfig
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -242,23 +245,6 @@ class GPT(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
-
-    # ----------------------------------------------------------------------- construction
-    @classmethod
-    def from_config(cls, config: dict | GPTConfig) -> GPT:
-        """Build a model from a GPTConfig or its dict form (as checkpoints store it)."""
-        if isinstance(config, GPTConfig):
-            return cls(config)
-        if not isinstance(config, dict):
-            raise TypeError(f"config must be a dict or a GPTConfig, got {_describe(config)}")
-        unknown = set(config) - {f.name for f in fields(GPTConfig)}
-        if unknown:
-            raise ValueError(f"config has keys GPTConfig does not know: {sorted(unknown)}")
-        return cls(GPTConfig(**config))
-
-    def config_dict(self) -> dict:
-        """The config as a plain dict (what checkpoints store)."""
-        return asdict(self.config)
 
     def new_cache(self) -> GPTCache:
         """An empty KV cache for incremental decoding with this model."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -75,3 +77,33 @@ def to_uint8(videos: torch.Tensor | np.ndarray, name: str = "videos") -> np.ndar
     if not np.issubdtype(videos.dtype, np.floating):
         raise TypeError(f"{name} must be uint8 or float in [0, 1]; got {videos.dtype}")
     return np.rint(np.clip(videos.astype(np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+class FromConfig:
+    """What every model of the course shares: it is built from one config dataclass, and a
+    checkpoint stores that config as a plain dict (`config_dict`) to rebuild it (`from_config`).
+
+    A subclass names its dataclass in `config_class` and keeps it in `self.config`.
+    """
+
+    config_class: ClassVar[type]
+    config: Any
+
+    @classmethod
+    def from_config(cls, config: Any):
+        """Build from a config dataclass or its dict form (as checkpoints store it)."""
+        config_class = cls.config_class
+        if isinstance(config, config_class):
+            return cls(config)
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict or a {config_class.__name__}, got "
+                            f"{type(config).__name__}")
+        unknown = set(config) - {f.name for f in dataclasses.fields(config_class)}
+        if unknown:
+            raise ValueError(f"config has keys {config_class.__name__} does not know: "
+                             f"{sorted(unknown)}")
+        return cls(config_class(**config))
+
+    def config_dict(self) -> dict:
+        """The config as a plain dict (what checkpoints store)."""
+        return dataclasses.asdict(self.config)

@@ -21,17 +21,22 @@ import copy
 import dataclasses
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from tqdm import tqdm
 
 from minivideo.attention import MultiHeadAttention
-from minivideo.data import MovingMNIST, MovingMNISTConfig
+from minivideo.data import MovingMNIST, MovingMNISTConfig, generate_clips
+from minivideo.data.moving_mnist import MovingMNISTBatch
 from minivideo.train import Target
+from minivideo.utils import FromConfig
 
 PRESETS = ("tiny", "small", "full")
 
@@ -367,8 +372,63 @@ class FrameTokenizerConfig:
         return presets[name]
 
 
-class FrameTokenizer(nn.Module):
+class Tokenizer(FromConfig, nn.Module):
+    """What both tokenizers are to the rest of the course: video (b T H W) ↔ codes (b t h w).
+
+    A subclass gives the code grid (`latent_shape`), the encoder pass (`_encode`), how codes
+    become latents (`_embed`) and the decoder pass (`_decode_latents`); encoding, decoding,
+    checking codes and the training forward pass are the same for both.
+    """
+
+    config: FrameTokenizerConfig | ClipTokenizerConfig
+    quantizer: VectorQuantizer
+
+    @property
+    def num_codes(self) -> int:
+        """Size of the codebook (the prior's vocabulary)."""
+        return self.config.num_codes
+
+    def latent_shape(self, num_frames: int) -> tuple[int, int, int]:
+        """(t, h, w) of the code grid of a clip with `num_frames` frames."""
+        raise NotImplementedError
+
+    def tokens_per_clip(self, num_frames: int) -> int:
+        """How many tokens a prior sees for one clip."""
+        return math.prod(self.latent_shape(num_frames))
+
+    def _encode(self, video: torch.Tensor,
+                update: bool) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        raise NotImplementedError  # → (quantized latents, codes (b t h w), quantizer stats)
+
+    def _embed(self, codes: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError  # codes (b t h w) → the latents _decode_latents takes
+
+    def _decode_latents(self, z_q: torch.Tensor, batch: int) -> torch.Tensor:
+        raise NotImplementedError  # latents → video (b T H W), unclamped
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """video uint8 or float [0, 1] (b T H W) → codes int64 (b t h w)."""
+        return self._encode(video, update=False)[1]
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (b t h w) → video float in [0, 1] (b T H W)."""
+        _check_codes(codes, (self.config.grid, self.config.grid), self.config.num_codes)
+        return self._decode_latents(self._embed(codes.long()), codes.shape[0]).clamp(0, 1)
+
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Reconstruct (unclamped, for the loss) and log loss, recon_loss, perplexity, usage."""
+        target = _as_video(video, self.config.image_size)
+        z_q, codes, stats = self._encode(target, update=self.training)
+        recon = self._decode_latents(z_q, target.shape[0])
+        return recon, _logs(recon, target, stats, codes)
+
+
+class FrameTokenizer(Tokenizer):
     """2D VQ-VAE applied to every frame: video (b t H W) ↔ codes (b t h w)."""
+
+    config_class = FrameTokenizerConfig
 
     def __init__(self, config: FrameTokenizerConfig | None = None) -> None:
         super().__init__()
@@ -392,25 +452,9 @@ class FrameTokenizer(nn.Module):
         decoder += [nn.SiLU(), nn.Conv2d(ch[0], 1, 3, padding=1)]
         self.decoder = nn.Sequential(*decoder)
 
-    @classmethod
-    def from_config(cls, config: dict | FrameTokenizerConfig) -> FrameTokenizer:
-        """Build from a config dataclass or its `asdict` form (as stored in checkpoints)."""
-        if isinstance(config, dict):
-            config = FrameTokenizerConfig(**config)
-        return cls(config)
-
-    @property
-    def num_codes(self) -> int:
-        """Size of the codebook (the prior's vocabulary)."""
-        return self.config.num_codes
-
     def latent_shape(self, num_frames: int) -> tuple[int, int, int]:
         """(t, h, w) of the code grid of a clip with `num_frames` frames."""
         return (num_frames, self.config.grid, self.config.grid)
-
-    def tokens_per_clip(self, num_frames: int) -> int:
-        """How many tokens a prior sees for one clip."""
-        return math.prod(self.latent_shape(num_frames))
 
     def _encode(
         self, video: torch.Tensor, update: bool
@@ -427,25 +471,8 @@ class FrameTokenizer(nn.Module):
         out = self.decoder(rearrange(z_q, "n h w c -> n c h w"))
         return rearrange((out + 1) / 2, "(b t) 1 h w -> b t h w", b=b)
 
-    @torch.no_grad()
-    def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """video uint8 or float [0, 1] (b t H W) → codes int64 (b t h w)."""
-        return self._encode(video, update=False)[1]
-
-    @torch.no_grad()
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes (b t h w) → video float in [0, 1] (b t H W)."""
-        grid = (self.config.grid, self.config.grid)
-        _check_codes(codes, grid, self.config.num_codes)
-        z_q = self.quantizer.embed_codes(rearrange(codes.long(), "b t h w -> (b t) h w"))
-        return self._decode_latents(z_q, codes.shape[0]).clamp(0, 1)
-
-    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Reconstruct (unclamped, for the loss) and log loss, recon_loss, perplexity, usage."""
-        target = _as_video(video, self.config.image_size)
-        z_q, codes, stats = self._encode(target, update=self.training)
-        recon = self._decode_latents(z_q, target.shape[0])
-        return recon, _logs(recon, target, stats, codes)
+    def _embed(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.embed_codes(rearrange(codes, "b t h w -> (b t) h w"))
 
 
 def _logs(recon: torch.Tensor, target: torch.Tensor, stats: dict, codes: torch.Tensor) -> dict:
@@ -635,8 +662,10 @@ def _stages(time_down: int, space_down: int) -> list[bool]:
     return [i < n_time for i in range(max(n_time, n_space))]
 
 
-class ClipTokenizer(nn.Module):
+class ClipTokenizer(Tokenizer):
     """3D VQ-VAE with axial attention (VideoGPT): video (b T H W) ↔ codes (b t h w)."""
+
+    config_class = ClipTokenizerConfig
 
     def __init__(self, config: ClipTokenizerConfig | None = None) -> None:
         super().__init__()
@@ -679,18 +708,6 @@ class ClipTokenizer(nn.Module):
         decoder += [nn.SiLU(), nn.Conv3d(half, 1, 3, padding=1)]
         self.decoder = nn.Sequential(*decoder)
 
-    @classmethod
-    def from_config(cls, config: dict | ClipTokenizerConfig) -> ClipTokenizer:
-        """Build from a config dataclass or its `asdict` form (as stored in checkpoints)."""
-        if isinstance(config, dict):
-            config = ClipTokenizerConfig(**config)
-        return cls(config)
-
-    @property
-    def num_codes(self) -> int:
-        """Size of the codebook (the prior's vocabulary)."""
-        return self.config.num_codes
-
     def _check_frames(self, num_frames: int, name: str = "video") -> None:
         # The stride-2 stages in time need a positive multiple of time_down frames (0 would
         # reach the 3D convolutions as an empty time axis).
@@ -703,10 +720,6 @@ class ClipTokenizer(nn.Module):
         """(t, h, w) of the code grid of a clip with `num_frames` frames."""
         self._check_frames(num_frames, "num_frames")
         return (num_frames // self.config.time_down, self.config.grid, self.config.grid)
-
-    def tokens_per_clip(self, num_frames: int) -> int:
-        """How many tokens a prior sees for one clip."""
-        return math.prod(self.latent_shape(num_frames))
 
     def _encode(
         self, video: torch.Tensor, update: bool
@@ -726,30 +739,14 @@ class ClipTokenizer(nn.Module):
         peak = F.max_pool3d(rearrange(x.float(), "b t h w -> b 1 t h w"), (td, sd, sd))
         return rearrange(peak < self.config.empty_threshold, "b 1 t h w -> b t h w")
 
-    def _decode_latents(self, z_q: torch.Tensor) -> torch.Tensor:
+    def _embed(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.embed_codes(codes)
+
+    def _decode_latents(self, z_q: torch.Tensor, batch: int) -> torch.Tensor:
         out = self.decoder(rearrange(z_q, "b t h w c -> b c t h w"))
         return rearrange((out + 1) / 2, "b 1 t h w -> b t h w")
 
-    @torch.no_grad()
-    def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """video uint8 or float [0, 1] (b T H W) → codes int64 (b t h w)."""
-        return self._encode(video, update=False)[1]
 
-    @torch.no_grad()
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes (b t h w) → video float in [0, 1] (b T H W)."""
-        _check_codes(codes, (self.config.grid, self.config.grid), self.config.num_codes)
-        return self._decode_latents(self.quantizer.embed_codes(codes.long())).clamp(0, 1)
-
-    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Reconstruct (unclamped, for the loss) and log loss, recon_loss, perplexity, usage."""
-        target = _as_video(video, self.config.image_size)
-        z_q, codes, stats = self._encode(target, update=self.training)
-        recon = self._decode_latents(z_q)
-        return recon, _logs(recon, target, stats, codes)
-
-
-Tokenizer = FrameTokenizer | ClipTokenizer
 
 
 def tokenizer_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
@@ -857,6 +854,29 @@ def _copy_on(tokenizer: nn.Module, device: str) -> nn.Module:
 
 
 @torch.no_grad()
+def encode_generated(tokenizer: nn.Module, num_clips: int, digits: tuple,
+                     config: MovingMNISTConfig, rng: np.random.Generator, *,
+                     batch_size: int, frames: np.ndarray | None = None, progress: bool = False,
+                     ) -> Iterator[tuple[MovingMNISTBatch, torch.Tensor]]:
+    """Generate `num_clips` clips in batches and yield each batch with its codes (on the CPU).
+
+    The one "generate → encode" loop of the recipes that encode a dataset once. The tokenizer
+    encodes in eval mode (no codebook updates or restarts) and gets its mode back afterwards,
+    even when encoding fails; `frames` picks the frames to encode (default: all).
+    """
+    device = next(tokenizer.parameters()).device
+    was_training = tokenizer.training
+    tokenizer.eval()
+    try:
+        for start in tqdm(range(0, num_clips, batch_size), desc="encoding clips",
+                          disable=not progress):
+            clips = generate_clips(min(batch_size, num_clips - start), digits, config, rng)
+            video = clips.videos if frames is None else clips.videos[:, frames]
+            yield clips, tokenizer.encode(torch.from_numpy(video).to(device)).cpu()
+    finally:
+        tokenizer.train(was_training)
+
+
 def encode_frozen(tokenizer: nn.Module, video: torch.Tensor) -> torch.Tensor:
     """Codes of a frozen tokenizer for a video on any device, always in float32.
 

@@ -125,11 +125,11 @@ def test_samples_is_the_default_kind(files, capsys):
 
 def test_the_figure_kinds(files, capsys):
     """`eval tokenizer` prints the reconstruction table; the others refuse a wrong file."""
-    assert main(["eval", "tokenizer", "vqvae-frame", "--clips", "2", "--classifier", ""]) == 0
+    assert main(["eval", "tokenizer", "vqvae-frame", "--num", "2", "--classifier", ""]) == 0
     table = capsys.readouterr().out
     assert "vqvae-frame" in table and "psnr" in table.lower()
     with pytest.raises(SystemExit) as err:
-        main(["eval", "videogpt", files["judge"], "--clips", "1"])
+        main(["eval", "videogpt", files["judge"], "--clips", "1"])  # the older spelling of --num
     assert err.value.code == 2
     assert "holds a Judge, not a VideoGPT" in capsys.readouterr().err
     with pytest.raises(SystemExit) as err:

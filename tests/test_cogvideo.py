@@ -41,6 +41,7 @@ from minivideo.models.cogvideo.recipe import (
     COGVIEW,
     INTERPOLATION,
     KEYFRAMES,
+    KEYFRAMES_FROM_SCRATCH,
     FreshFrames,
     FreshWindows,
     fresh_loss,
@@ -485,3 +486,20 @@ def test_cogview_frames_are_scored_by_what_the_judge_reads(trained_base):
     figures = evaluate_cogview_frames(trained_base, _oracle(judge, one_wrong, still, []),
                                       num_frames=4)
     assert figures["frames_judge_reads"] == 0.75 and figures["frames_guidance"] == 3.0
+
+
+def test_the_from_scratch_ablation_is_the_same_network_with_nothing_frozen():
+    torch.manual_seed(0)
+    frozen, scratch = KEYFRAMES.build_model("tiny"), KEYFRAMES_FROM_SCRATCH.build_model("tiny")
+    assert {k: v.shape for k, v in frozen.state_dict().items()} == {
+        k: v.shape for k, v in scratch.state_dict().items()}  # one architecture
+    trainable = {name for name, p in scratch.named_parameters() if p.requires_grad}
+    assert trainable == {name for name, _ in scratch.named_parameters()}  # everything learns
+    assert not any(p.requires_grad for p in frozen.base.parameters())  # the frozen base does not
+    assert scratch.config.base_name == "scratch" and frozen.config.base_name != "scratch"
+    # it trains through the same loss on fresh windows, and its base weights move
+    before = copy.deepcopy(scratch.base.state_dict())
+    data = KEYFRAMES_FROM_SCRATCH.build_dataset("tiny", 0)
+    fit(scratch, KEYFRAMES_FROM_SCRATCH.loss_fn, data,
+        TrainConfig(steps=2, batch_size=2, lr=1e-3, progress=False, seed=0))
+    assert any(not torch.equal(before[k], v) for k, v in scratch.base.state_dict().items())

@@ -15,6 +15,7 @@ from minivideo.pretrained import (
     check_tokenizer_pairing,
     checkpoints_dir,
     pretrained,
+    pretrained_prior,
     prior_tokenizer,
     tokenizer_record,
 )
@@ -82,3 +83,14 @@ def test_a_prior_refuses_a_retrained_tokenizer(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="prior.pt was trained on tokenizer 'vqvae-frame'"):
         prior_tokenizer(prior, "vqvae-frame")
     assert isinstance(pretrained("vqvae-frame"), FrameTokenizer)  # the tokenizer alone loads
+
+
+def test_a_shipped_prior_comes_with_its_tokenizer(monkeypatch):
+    monkeypatch.delenv(CHECKPOINTS_VARIABLE, raising=False)
+    prior, tokenizer = pretrained_prior("image-prior")
+    assert isinstance(tokenizer, FrameTokenizer) and not prior.training
+    assert sha256_file(SHIPPED / "vqvae-frame.pt") == json.loads(
+        (SHIPPED / "image-prior.json").read_text())["tokenizer"]["sha256"]
+    with pytest.raises(ValueError, match="'judge' is not a shipped prior; the shipped priors: "
+                                         "image-prior, videogpt"):
+        pretrained_prior("judge")

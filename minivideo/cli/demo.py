@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="classifier-free guidance weight (default: the model's)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best)")
     add_threads_option(parser)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         argv += ["--guidance", str(args.guidance)]
     if args.device is not None:
         argv += ["--device", args.device]
+    if args.no_progress:
+        argv.append("--no-progress")
     began = time.perf_counter()
     status = sample.run(parser.parse_args(argv))
     print(f"{args.prompt!r} → {Path(args.out).resolve()} in {time.perf_counter() - began:.0f} s")

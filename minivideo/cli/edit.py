@@ -80,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--fps", type=float, default=8, help="frames per second of a .gif/.mp4")
     add_threads_option(parser)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _prior(checkpoint: str | None, cond: str) -> tuple[VideoGPT, object]:
@@ -147,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     check_tokenizer(prior, tokenizer)
     codes = tokenizer.encode(videos)  # (n, t, h, w)
     edited_codes = prior.edit_codes(codes, torch.stack(masks), digits=digits, frames=frames,
-                                    rounds=args.rounds, seed=args.seed, progress=True)
+                                    rounds=args.rounds, seed=args.seed,
+                                    progress=not args.no_progress)
     edited = to_uint8(tokenizer.decode(edited_codes), "decoded clips")
     if out.suffix == ".npz":
         write_videos(out, edited, original=arrays["videos"],

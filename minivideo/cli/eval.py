@@ -1,8 +1,8 @@
 """`python -m minivideo eval ...`: measure generated video, tokenizers and the shipped priors.
 
-    python -m minivideo eval tokenizer vqvae-frame vqvae-compact-t2 --clips 256
-    python -m minivideo eval videogpt checkpoints/videogpt.pt --clips 64
-    python -m minivideo eval cogvideo --prompts 32 --guidance 3
+    python -m minivideo eval tokenizer vqvae-frame vqvae-compact-t2 --num 256
+    python -m minivideo eval videogpt checkpoints/videogpt.pt --num 64
+    python -m minivideo eval cogvideo --num 32 --guidance 3
     python -m minivideo eval samples SAMPLES.npz [--reference REAL.npz] ...   # `samples` optional
 
 The first three print the figures of README and the manifests (`minivideo.metrics`
@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     samples.set_defaults(evaluate=run_samples)
     tokenizer = kinds.add_parser("tokenizer", help="reconstruction table of tokenizers")
     tokenizer.add_argument("names", nargs="+", help="shipped names (vqvae-frame) or FILE.pt")
-    tokenizer.add_argument("--clips", type=positive_int, default=256,
+    # --num counts in every command; --clips / --prompts are the older spellings
+    tokenizer.add_argument("--num", "--clips", dest="num", type=positive_int, default=256,
                            help="held-out test clips (default 256)")
     tokenizer.add_argument("--num-frames", type=positive_int, default=16,
                            help="frames per clip (default 16)")
@@ -67,11 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tokenizer.set_defaults(evaluate=run_tokenizer)
     videogpt = kinds.add_parser("videogpt", help="held-out figures of a VideoGPT checkpoint")
     videogpt.add_argument("checkpoint", help="a VideoGPT FILE.pt")
-    videogpt.add_argument("--clips", type=positive_int, default=64,
+    videogpt.add_argument("--num", "--clips", dest="num", type=positive_int, default=64,
                           help="test clips and samples (default 64)")
     videogpt.set_defaults(evaluate=run_videogpt)
     cogvideo = kinds.add_parser("cogvideo", help="caption accuracy of the shipped CogVideo")
-    cogvideo.add_argument("--prompts", type=positive_int, default=32,
+    cogvideo.add_argument("--num", "--prompts", dest="num", type=positive_int, default=32,
                           help="prompts of test clips (default 32)")
     cogvideo.add_argument("--guidance", type=float, default=3.0,
                           help="classifier-free guidance weight (default 3)")
@@ -216,7 +217,7 @@ def run_tokenizer(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)  # noqa: NPY002 (seeds code that uses the legacy global RNG)
     classifier = _load(args.classifier) if args.classifier else None
-    rows = {name: reconstruction.evaluate_tokenizer(_load(name), args.clips, args.num_frames,
+    rows = {name: reconstruction.evaluate_tokenizer(_load(name), args.num, args.num_frames,
                                                     classifier=classifier)
             for name in args.names}
     print(reconstruction.format_table(rows))
@@ -233,7 +234,7 @@ def run_videogpt(args: argparse.Namespace) -> int:
     model = _load(args.checkpoint)
     if not isinstance(model, VideoGPT):
         raise UsageError(f"{args.checkpoint} holds a {type(model).__name__}, not a VideoGPT")
-    _print_figures(videogpt_quality.evaluate_videogpt(model, num_clips=args.clips,
+    _print_figures(videogpt_quality.evaluate_videogpt(model, num_clips=args.num,
                                                       seed=args.seed))
     return 0
 
@@ -245,9 +246,9 @@ def run_cogvideo(args: argparse.Namespace) -> int:
     judge = pretrained("judge")
     figures = cogvideo_quality.evaluate_text_to_video(
         pretrained("cogvideo-keyframes"), pretrained("cogvideo-interp"), judge,
-        num_prompts=args.prompts, guidance=args.guidance, seed=args.seed)
+        num_prompts=args.num, guidance=args.guidance, seed=args.seed)
     figures.update(cogvideo_quality.evaluate_cogview_frames(
-        pretrained("cogview"), judge, num_frames=2 * args.prompts, guidance=args.guidance,
+        pretrained("cogview"), judge, num_frames=2 * args.num, guidance=args.guidance,
         seed=args.seed))
     _print_figures(figures)
     return 0

@@ -11,7 +11,7 @@ each one first moves in generated clips, and we compare with the prompt.
     evaluate_interpolation(model)    stage 2, middle frames at strides 2 and 1; then, when the
                                      shipped key-frame model and judge exist, the whole pipeline
 
-    python -m minivideo eval cogvideo --prompts 32    # the shipped pipeline's figures
+    python -m minivideo eval cogvideo --num 32    # the shipped pipeline's figures
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from minivideo.models.cogvideo import (
     video_sequence,
 )
 from minivideo.pretrained import available_pretrained, pretrained
+from minivideo.utils import to_uint8
 
 TEST_SEED = 1234
 _CAPTIONS = CaptionTokenizer()
@@ -188,7 +189,7 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
         ids = _ids(captions[start : start + batch_size])
         codes = text_to_video(keyframes_model, interp_model, ids, guidance=guidance,
                               seed=seed + start)
-        videos.append((tokenizer.decode(codes.cpu()) * 255).round().to(torch.uint8))
+        videos.append(torch.from_numpy(to_uint8(tokenizer.decode(codes.cpu()))))
     seconds = (time.perf_counter() - began) / num_prompts
     accuracy = caption_accuracy(judge, torch.cat(videos), captions)
     return {**{f"t2v_caption_{key}": round(value, 4) for key, value in accuracy.items()},

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from minivideo.data import load_digits
 from minivideo.train import Target
+from minivideo.utils import FromConfig
 
 DIGIT_SIZE = 28
 
@@ -37,8 +38,10 @@ class DigitClassifierConfig:
         self.channels = tuple(self.channels)
 
 
-class DigitClassifier(nn.Module):
+class DigitClassifier(FromConfig, nn.Module):
     """conv-pool-conv-pool-MLP: 28×28 digit (b 28 28) → 10 logits."""
+
+    config_class = DigitClassifierConfig
 
     def __init__(self, config: DigitClassifierConfig | None = None) -> None:
         super().__init__()
@@ -50,13 +53,6 @@ class DigitClassifier(nn.Module):
             nn.Flatten(), nn.Linear(c2 * 7 * 7, config.hidden), nn.ReLU(),
             nn.Linear(config.hidden, 10),
         )  # fmt: skip
-
-    @classmethod
-    def from_config(cls, config: dict | DigitClassifierConfig) -> DigitClassifier:
-        """Build from a config dataclass or its `asdict` form."""
-        if isinstance(config, dict):
-            config = DigitClassifierConfig(**config)
-        return cls(config)
 
     def forward(self, digits: torch.Tensor) -> torch.Tensor:
         """digits uint8 or float [0, 1] (b 28 28) → logits (b 10)."""

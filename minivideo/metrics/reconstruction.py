@@ -5,7 +5,7 @@ Legibility: a digit classifier (trained on training digits) reads 28×28 crops a
 positions, in the original frames and in the reconstructions; a tokenizer that keeps digits
 readable loses (almost) no accuracy.
 
-    python -m minivideo eval tokenizer vqvae-frame --clips 256
+    python -m minivideo eval tokenizer vqvae-frame --num 256
 """
 
 from __future__ import annotations

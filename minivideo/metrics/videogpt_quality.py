@@ -17,7 +17,7 @@
 
 The judge is `pretrained("judge")`; if it is not there yet, the judge's figures are left out.
 
-    python -m minivideo eval videogpt checkpoints/videogpt.pt --clips 64
+    python -m minivideo eval videogpt checkpoints/videogpt.pt --num 64
 """
 
 from __future__ import annotations

@@ -30,12 +30,13 @@ from einops import rearrange
 from torch import nn
 from torch.utils.data import Dataset
 
-from minivideo.data import MovingMNISTConfig, generate_clips, load_digits
+from minivideo.data import MovingMNISTConfig, load_digits
 from minivideo.pretrained import pretrained
 from minivideo.sampling import bits_per_token, generate
 from minivideo.train import Target, TrainConfig, TrainResult, fit
 from minivideo.transformer import GPT, GPTConfig
 from minivideo.utils import to_uint8
+from minivideo.vqvae import encode_generated
 
 PRESETS = ("tiny", "small", "full")
 RECIPE = "image-prior"
@@ -186,7 +187,6 @@ def encode_frames(
     frames_per_clip: int = 4,
     seed: int = 0,
     batch_size: int = 256,
-    device: str | torch.device | None = None,
 ) -> torch.Tensor:
     """Codes (num_clips · frames_per_clip, h, w) of frames of freshly generated Moving MNIST clips.
 
@@ -201,21 +201,11 @@ def encode_frames(
             f"frames_per_clip must be an int in [1, {config.num_frames}], got {frames_per_clip!r}"
         )
     _tokenizer_grid(tokenizer)
-    device = next(tokenizer.parameters()).device if device is None else torch.device(device)
-    was_training = tokenizer.training
-    tokenizer.eval()  # eval: no codebook updates or restarts while encoding
-    digits = load_digits(split)
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
     keep = np.linspace(0, config.num_frames - 1, frames_per_clip).round().astype(int)
-    parts = []
-    try:
-        for start in range(0, num_clips, batch_size):
-            clips = generate_clips(min(batch_size, num_clips - start), digits, config, rng)
-            frames = torch.from_numpy(clips.videos[:, keep]).to(device)  # uint8 (b t H W)
-            codes = tokenizer.encode(frames)  # (b t h w)
-            parts.append(rearrange(codes, "b t h w -> (b t) h w").cpu())
-    finally:
-        tokenizer.train(was_training)
+    parts = [rearrange(codes, "b t h w -> (b t) h w")
+             for _, codes in encode_generated(tokenizer, num_clips, load_digits(split), config,
+                                              rng, batch_size=batch_size, frames=keep)]
     return torch.cat(parts)
 
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -57,13 +57,14 @@ from einops import rearrange
 from torch import nn
 from torch.utils.data import Dataset
 
-from minivideo.data import MovingMNISTConfig, generate_clips, load_digits
+from minivideo.data import MovingMNISTConfig, load_digits
 from minivideo.editing import infill, sequence_mask
 from minivideo.pretrained import pretrained
 from minivideo.sampling import generate
 from minivideo.train import Target
 from minivideo.transformer import GPT, GPTConfig
-from minivideo.utils import pick_device, to_uint8
+from minivideo.utils import FromConfig, pick_device, to_uint8
+from minivideo.vqvae import encode_generated
 
 CONDITIONS = ("none", "class", "frames")
 PRESETS = ("tiny", "small", "full")
@@ -238,8 +239,10 @@ class ContextEncoder(nn.Module):
 
 
 # --------------------------------------------------------------------------- the model
-class VideoGPT(nn.Module):
+class VideoGPT(FromConfig, nn.Module):
     """A GPT over clip codes in raster (t, h, w) order, plus what its conditioning needs."""
+
+    config_class = VideoGPTConfig
 
     def __init__(self, config: VideoGPTConfig) -> None:
         super().__init__()
@@ -257,22 +260,6 @@ class VideoGPT(nn.Module):
             backend=config.backend,
         ))  # fmt: skip
         self.context_encoder = ContextEncoder(config) if frames else None
-
-    @classmethod
-    def from_config(cls, config: dict | VideoGPTConfig) -> VideoGPT:
-        """Build from a VideoGPTConfig or its dict form (as checkpoints store it)."""
-        if isinstance(config, VideoGPTConfig):
-            return cls(config)
-        if not isinstance(config, dict):
-            raise TypeError(f"config must be a dict or a VideoGPTConfig, got {_describe(config)}")
-        unknown = set(config) - {f.name for f in fields(VideoGPTConfig)}
-        if unknown:
-            raise ValueError(f"config has keys VideoGPTConfig does not know: {sorted(unknown)}")
-        return cls(VideoGPTConfig(**config))
-
-    def config_dict(self) -> dict:
-        """The config as a plain dict (what checkpoints store)."""
-        return asdict(self.config)
 
     def num_parameters(self) -> int:
         """Trainable parameters (tied weights counted once)."""
@@ -526,30 +513,19 @@ def encode_clips(
 
     `frames` (the first `context_frames` frames, uint8) is included only when context_frames > 0.
     """
-    from tqdm import tqdm
-
     if not isinstance(num_clips, int) or num_clips < 1:
         raise ValueError(f"num_clips must be a positive int, got {num_clips!r}")
     if not isinstance(context_frames, int) or not 0 <= context_frames < num_frames:
         raise ValueError(f"context_frames must be an int in [0, {num_frames}), got "
                          f"{context_frames!r}")
     config = MovingMNISTConfig(num_frames=num_frames)
-    digits = load_digits(split)
     rng = np.random.default_rng([seed, 0 if split == "train" else 1, 8])  # 8: this lesson
-    device = next(tokenizer.parameters()).device
-    was_training = tokenizer.training
-    tokenizer.eval()  # no codebook updates or restarts while encoding
     parts: dict[str, list[torch.Tensor]] = {"codes": [], "digits": [], "frames": []}
-    try:
-        for start in tqdm(range(0, num_clips, batch_size), desc="encoding clips",
-                          disable=not progress):
-            clips = generate_clips(min(batch_size, num_clips - start), digits, config, rng)
-            video = torch.from_numpy(clips.videos)
-            parts["codes"].append(tokenizer.encode(video.to(device)).cpu().short())
-            parts["digits"].append(torch.from_numpy(clips.digits))
-            parts["frames"].append(video[:, :context_frames].clone())
-    finally:
-        tokenizer.train(was_training)
+    for clips, codes in encode_generated(tokenizer, num_clips, load_digits(split), config, rng,
+                                         batch_size=batch_size, progress=progress):
+        parts["codes"].append(codes.short())
+        parts["digits"].append(torch.from_numpy(clips.digits))
+        parts["frames"].append(torch.from_numpy(clips.videos[:, :context_frames]).clone())
     out = {key: torch.cat(value) for key, value in parts.items()}
     if context_frames == 0:
         del out["frames"]

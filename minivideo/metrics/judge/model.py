@@ -13,6 +13,7 @@ from torch import nn
 
 from minivideo.data.moving_mnist import MovingMNISTConfig, compass_direction
 from minivideo.metrics.trajectory_fit import fit_trajectories
+from minivideo.utils import FromConfig
 
 NUM_CLASSES = 10
 NUM_DIRECTIONS = 8
@@ -94,8 +95,10 @@ class SpaceTimeBlock(nn.Module):
         return F.relu(y + x)
 
 
-class Judge(nn.Module):
+class Judge(FromConfig, nn.Module):
     """Detect, then describe: a (2+1)D trunk, a digit detector per cell, per-digit-class heads."""
+
+    config_class = JudgeConfig
 
     def __init__(self, config: JudgeConfig | None = None) -> None:
         super().__init__()
@@ -119,11 +122,6 @@ class Judge(nn.Module):
         self.direction_head = nn.Linear(config.embed_dim, NUM_DIRECTIONS)
         self.velocity_head = nn.Linear(config.embed_dim, 2)
         self.bounce_head = nn.Linear(config.embed_dim, NUM_BOUNCE_CLASSES)
-
-    @classmethod
-    def from_config(cls, config: dict) -> Judge:
-        """Rebuild from the plain dict stored in checkpoints."""
-        return cls(JudgeConfig(**config))
 
     @property
     def feature_dim(self) -> int:

@@ -27,6 +27,7 @@ from minivideo.metrics.judge.model import (
     build_judge,
 )
 from minivideo.train import Target
+from minivideo.utils import to_uint8
 
 
 # --------------------------------------------------------------------------- labels
@@ -96,7 +97,7 @@ def random_affine(images: np.ndarray, rng: np.random.Generator, max_degrees: flo
     x = torch.from_numpy(images).float()[:, None] / 255  # m 1 s s
     grid = F.affine_grid(torch.from_numpy(theta).float(), list(x.shape), align_corners=False)
     warped = F.grid_sample(x, grid, align_corners=False)[:, 0]
-    return (warped * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return to_uint8(warped)
 
 
 class JudgeDataset(Dataset):

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from minivideo.data.mnist import cache_dir, load_digits
-from minivideo.data.moving_mnist import MovingMNISTConfig, generate_clips
+from minivideo.data.moving_mnist import MovingMNISTConfig
 from minivideo.models.cogvideo.layout import (
     _CAPTIONS,
     CLIP_FRAMES,
@@ -32,7 +32,7 @@ from minivideo.models.cogvideo.layout import (
     window_caption,
     window_frames,
 )
-from minivideo.vqvae import FrameTokenizerConfig
+from minivideo.vqvae import FrameTokenizerConfig, encode_generated
 
 
 # --------------------------------------------------------------------------- data
@@ -76,20 +76,14 @@ def encode_clips(tokenizer: nn.Module, num_clips: int, *, split: str = "train", 
     if cache and path.is_file():
         return EncodedClips(**torch.load(path, weights_only=False))
     config = MovingMNISTConfig(num_frames=num_frames)
-    digits = load_digits(split)
     rng = np.random.default_rng([seed, 0 if split == "train" else 1, 9])
-    device = next(tokenizer.parameters()).device
-    was_training = tokenizer.training
-    tokenizer.eval()
     parts: dict[str, list] = {"codes": [], "digits": [], "directions": [], "positions": []}
-    for start in range(0, num_clips, batch_size):
-        clips = generate_clips(min(batch_size, num_clips - start), digits, config, rng)
-        parts["codes"].append(tokenizer.encode(torch.from_numpy(clips.videos).to(device))
-                              .to(torch.int16).cpu())
+    for clips, codes in encode_generated(tokenizer, num_clips, load_digits(split), config, rng,
+                                         batch_size=batch_size):
+        parts["codes"].append(codes.to(torch.int16))
         parts["digits"].append(clips.digits)
         parts["directions"].append(clips.trajectories.directions.astype(np.int8))
         parts["positions"].append(clips.trajectories.positions.astype(np.float32))
-    tokenizer.train(was_training)
     arrays = {"codes": torch.cat(parts["codes"]), "num_codes": tokenizer.num_codes,
               **{k: np.concatenate(v) for k, v in parts.items() if k != "codes"}}
     if cache:

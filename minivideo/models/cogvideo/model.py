@@ -27,6 +27,7 @@ from minivideo.models.cogvideo.layout import (
     temporal_mask,
 )
 from minivideo.transformer import Block, GPTCache, GPTConfig
+from minivideo.utils import FromConfig
 
 
 # --------------------------------------------------------------------------- stage 0: CogView
@@ -55,8 +56,10 @@ def _code_loss(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tens
                            targets.reshape(-1).long(), ignore_index=-100)
 
 
-class CogView(nn.Module):
+class CogView(FromConfig, nn.Module):
     """Text-to-image transformer: [caption | BOI | codes], prefix mask, a head over codes only."""
+
+    config_class = CogViewConfig
 
     def __init__(self, config: CogViewConfig) -> None:
         super().__init__()
@@ -78,11 +81,6 @@ class CogView(nn.Module):
                 nn.init.normal_(param, std=0.02 / math.sqrt(2 * config.n_layer))
         mask = prefix_mask(config.text_len, config.block_size)  # text bidirectional, rest causal
         self.register_buffer("mask", mask, persistent=False)
-
-    @classmethod
-    def from_config(cls, config: dict | CogViewConfig) -> CogView:
-        """Build from a CogViewConfig or its dict form (as checkpoints store it)."""
-        return cls(CogViewConfig(**config) if isinstance(config, dict) else config)
 
     def new_cache(self) -> GPTCache:
         """An empty KV cache (one self-attention cache per layer)."""
@@ -144,8 +142,10 @@ class DualCache(GPTCache):
     """Per-layer (spatial, temporal) key/value caches, and the number of tokens fed so far."""
 
 
-class CogVideo(nn.Module):
+class CogVideo(FromConfig, nn.Module):
     """CogView's frozen layers as the spatial channel, plus gated temporal channels."""
+
+    config_class = CogVideoConfig
 
     def __init__(self, config: CogVideoConfig, base: CogView | None = None) -> None:
         super().__init__()
@@ -175,11 +175,6 @@ class CogVideo(nn.Module):
                                 for s in shifts])
         self.register_buffer("temporal_masks", temporal, persistent=False)
         self.register_buffer("frame_time", torch.tensor(times), persistent=False)
-
-    @classmethod
-    def from_config(cls, config: dict | CogVideoConfig) -> CogVideo:
-        """Build from a CogVideoConfig or its dict form (weights come from the checkpoint)."""
-        return cls(CogVideoConfig(**config) if isinstance(config, dict) else config)
 
     @classmethod
     def from_cogview(cls, base: CogView, stage: str, window: int = 2,

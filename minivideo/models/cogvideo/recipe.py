@@ -149,6 +149,15 @@ def _build_stage(stage: str):
     return build
 
 
+def build_keyframes_from_scratch(preset: str) -> CogVideo:
+    """The ablation of the frozen image model: the key-frame stage's very architecture, but its
+    CogView channel randomly initialised and trained with everything else."""
+    fresh = CogView(_base(preset).config)  # the shipped CogView's shape, none of its weights
+    model = CogVideo.from_cogview(fresh, "keyframes", base_name="scratch")
+    model.base.requires_grad_(True)  # nothing pretrained: every weight learns
+    return model
+
+
 def _windows(stage: str):
     def build(preset: str, seed: int) -> FreshWindows:
         with torch.random.fork_rng():  # the base is only read for its config here
@@ -163,11 +172,12 @@ def _windows(stage: str):
 _FULL = dict(steps=100_000, lr=1e-3, warmup_steps=300, weight_decay=0.01)
 
 
-def _stage_target(stage: str, description: str, small: dict, held_out: str) -> Target:
+def _stage_target(stage: str, description: str, small: dict, held_out: str,
+                  build_model=None) -> Target:
     """The train target of a CogVideo stage: the frozen shipped CogView, fresh windows."""
     return Target(
         description=description,
-        build_model=_build_stage(stage),
+        build_model=build_model or _build_stage(stage),
         build_dataset=_windows(stage),
         loss_fn=fresh_loss,
         schedules={
@@ -196,9 +206,15 @@ COGVIEW = Target(
 KEYFRAMES = _stage_target(
     "keyframes", "CogVideo stage 1: caption → 5 key frames (stride 4), dual-channel on CogView",
     dict(steps=600, batch_size=8), "key frames at stride 4")
+# The paper's claim, on our data: the same stage and CPU budget with nothing pretrained.
+KEYFRAMES_FROM_SCRATCH = _stage_target(
+    "keyframes", "ablation of stage 1: the key-frame model with its CogView channel trained "
+    "from scratch (same architecture, all weights learn)", dict(steps=600, batch_size=8),
+    "key frames at stride 4", build_model=build_keyframes_from_scratch)
 INTERPOLATION = _stage_target(
     "interp", "CogVideo stage 2: caption + two neighbours → the middle frame (stride 2 or 1)",
     dict(steps=540, batch_size=16), "middles at strides 2 and 1")
 
-__all__ = ["COGVIEW", "INTERPOLATION", "KEYFRAMES", "FreshFrames", "FreshWindows",
-           "build_cogview", "fresh_loss", "fresh_sequences"]
+__all__ = ["COGVIEW", "INTERPOLATION", "KEYFRAMES", "KEYFRAMES_FROM_SCRATCH", "FreshFrames",
+           "FreshWindows", "build_cogview", "build_keyframes_from_scratch", "fresh_loss",
+           "fresh_sequences"]
