@@ -13,6 +13,9 @@ Two key-frame stages of one architecture, trained for the same CPU minutes on fr
     python docs/keyframes_ablation.py runs/ablation/frozen.pt runs/ablation/scratch.pt \\
         --out docs/figures/keyframes_ablation.json
 
+    python docs/keyframes_ablation.py --plot docs/figures/keyframes_curve.png \
+        --rows docs/figures/keyframes_ablation.json docs/figures/keyframes_curve.json
+
 For each: held-out bits per key-frame code with and without the caption (64 clips of test
 digits), and what the judge reads in whole clips made from its key frames by the shipped
 interpolation stage (digits, motion, both; guidance 3). Both runs share the interpolation stage,
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -34,12 +38,21 @@ from minivideo.metrics.cogvideo_quality import evaluate_keyframes, evaluate_text
 from minivideo.pretrained import pretrained
 
 
+def device_of(path: Path) -> str | None:
+    """The training device in the run's manifest (a --keep-every file: its run's, RUN.json)."""
+    run = path.with_name(re.sub(r"-step\d+$", "", path.stem) + ".json")
+    return json.loads(run.read_text())["device"] if run.is_file() else None
+
+
 def figures(path: Path, prompts: int, guidance: float) -> dict:
     """Held-out figures of one key-frame checkpoint, with the shipped interpolation stage."""
     payload = torch.load(path, map_location="cpu", weights_only=False)
     model = build_model_from_checkpoint(path).eval()
-    seconds = payload["history"][-1]["seconds"] if payload.get("history") else None
+    # a run's file keeps its history; a --keep-every file keeps its seconds so far
+    seconds = (payload["history"][-1]["seconds"] if payload.get("history")
+               else payload.get("seconds"))
     row = {"checkpoint": str(path), "base": model.config.base_name, "steps": payload["step"],
+           "device": device_of(path),
            "train_minutes": round(seconds / 60, 1) if seconds else None,
            "trainable_parameters": sum(p.numel() for n, p in model.named_parameters()
                                        if model.config.base_name == "scratch"
@@ -52,26 +65,61 @@ def figures(path: Path, prompts: int, guidance: float) -> dict:
 
 def table(rows: list[dict]) -> str:
     """The rows as a Markdown table."""
-    head = ("| key-frame stage | trainable | steps in the budget | bits/code | caption saves | "
+    head = ("| key-frame stage | trainable | steps (minutes, device) | bits/code | caption saves | "
             "t2v digits | t2v motion |")
     lines = [head, "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['base']} | {r['trainable_parameters'] / 1e6:.1f}M | {r['steps']} "
-                     f"({r['train_minutes']} min) | {r['test_bits_per_code']:.3f} | "
+        base = "from scratch" if r["base"] == "scratch" else f"frozen {r['base']}"
+        device = r["device"] or device_of(Path(r["checkpoint"]))
+        lines.append(f"| {base} | {r['trainable_parameters'] / 1e6:.1f}M | {r['steps']} "
+                     f"({r['train_minutes']} min, {device}) | {r['test_bits_per_code']:.3f} | "
                      f"{r['caption_bits_saved_per_code']:.3f} | "
                      f"{r['t2v_caption_digits']:.0%} | {r['t2v_caption_motion']:.0%} |")
     return "\n".join(lines)
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Digits read and bits per code against CPU minutes, one line per kind of base."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for base, label in (("cogview", "frozen shipped CogView"), ("scratch", "from scratch")):
+        points = sorted((r["train_minutes"], r) for r in rows if r["base"] == base and str(
+            r["device"] or device_of(Path(r["checkpoint"]))).startswith("cpu"))
+        minutes = [m for m, _ in points]
+        axes[0].plot(minutes, [r["t2v_caption_digits"] for _, r in points], "o-", label=label)
+        axes[1].plot(minutes, [r["test_bits_per_code"] for _, r in points], "o-", label=label)
+    axes[0].set(xlabel="CPU minutes (1 thread)", ylabel="judge reads the prompt's digits",
+                title="text → video (shipped interpolation, guidance 3)", ylim=(0, 1))
+    axes[1].set(xlabel="CPU minutes (1 thread)", ylabel="held-out bits per key-frame code",
+                title="key-frame stage")
+    for ax in axes:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Measure the checkpoints, print the table, write the JSON."""
+    """Measure the checkpoints, print the table, write the JSON (or plot measured rows)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoints", nargs="+", type=Path, help="key-frame stage FILE.pt")
+    parser.add_argument("checkpoints", nargs="*", type=Path, help="key-frame stage FILE.pt")
+    parser.add_argument("--rows", nargs="+", type=Path, default=None,
+                        help="with --plot: JSON files this script wrote, instead of measuring")
+    parser.add_argument("--plot", type=Path, default=None, help="FILE.png: the learning curve")
     parser.add_argument("--prompts", type=int, default=32, help="test prompts (default 32)")
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--out", type=Path, default=None, help="FILE.json for the rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.rows:
+        rows = [r for f in args.rows for r in json.loads(f.read_text())["rows"]]
+        plot(rows, args.plot)
+        print(table(rows))
+        return 0
     rows = [figures(p, args.prompts, args.guidance) for p in args.checkpoints]
     print(table(rows))
     if args.out is not None:

@@ -1,4 +1,5 @@
-"""Command line: `python -m minivideo COMMAND ...` (data, train, sample, eval, edit, demo)."""
+"""Command line: `python -m minivideo COMMAND ...` (data, train, sample, eval, edit, demo,
+assignments): the one front door of the course."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ COMMANDS = {
     "data": "Generate Moving MNIST clips with labels and captions to an .npz file.",
     "train": "Train a model (tokenizers, priors, judge) with the shared training loop.",
     "sample": "Sample videos from a trained model.",
-    "eval": "Evaluate generated videos against real ones.",
+    "eval": "Measure clips (eval samples), tokenizers, VideoGPT or CogVideo (eval KIND).",
     "edit": "Edit clips: re-sample a region or a digit's path with a VideoGPT prior.",
     "demo": "Generate a text-to-video clip from a shipped checkpoint.",
     "assignments": "Release, grade or check the course's assignments (teachers).",
