@@ -13,7 +13,9 @@ from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint
 from minivideo.data import MovingMNISTConfig, captions_for, generate_clips, load_digits
 from minivideo.data.captions import CaptionTokenizer
 from minivideo.masks import local_window_mask
+from minivideo.metrics.cogvideo_quality import evaluate_text_to_video
 from minivideo.models.cogvideo import (
+    HELD_OUT_PAIRS,
     CogVideo,
     CogView,
     CogViewConfig,
@@ -25,9 +27,11 @@ from minivideo.models.cogvideo import (
     encode_prompt,
     fill_middle,
     frame_caption,
+    held_out_prompts,
     interpolate,
     interpolate_once,
     load_tokenizer,
+    mentions_held_out,
     motion_caption,
     quadrant,
     sample_images,
@@ -413,7 +417,6 @@ def test_evaluations_report_bits_with_and_without_the_caption(trained_base):
 
 
 def test_text_to_video_evaluation_runs_the_hierarchy_and_the_judge(trained_base):
-    from minivideo.metrics.cogvideo_quality import evaluate_text_to_video
     from minivideo.metrics.judge import Judge, JudgeConfig
 
     keys = CogVideo.from_cogview(trained_base, "keyframes").eval()
@@ -503,3 +506,37 @@ def test_the_from_scratch_ablation_is_the_same_network_with_nothing_frozen():
     fit(scratch, KEYFRAMES_FROM_SCRATCH.loss_fn, data,
         TrainConfig(steps=2, batch_size=2, lr=1e-3, progress=False, seed=0))
     assert any(not torch.equal(before[k], v) for k, v in scratch.base.state_dict().items())
+
+
+# --------------------------------------------------------------------------- held-out pairs
+def test_training_windows_never_pair_a_digit_with_its_held_out_direction():
+    config = KEYFRAMES.build_model("tiny").config
+    assert config.extra["held_out_pairs"] == [list(p) for p in HELD_OUT_PAIRS]
+    held, free = FreshWindows(config, seed=0), FreshWindows(config, seed=0, hold_out=False)
+    redrawn = 0
+    for index in range(60):
+        clip = held.clip(index)
+        assert not mentions_held_out(clip.digits[0], clip.trajectories.directions[0][:-1])
+        redrawn += not np.array_equal(clip.videos, free.clip(index).videos)
+        assert np.array_equal(clip.videos, held.clip(index).videos)  # (seed, index) replays
+    assert 0 < redrawn < 60  # some clips held a pair (the check can fail), most did not
+    assert not FreshWindows(config, split="test").hold_out  # test clips keep every pair
+
+
+def test_held_out_prompts_use_only_held_out_pairs():
+    prompts = held_out_prompts(32)
+    assert len(set(prompts)) == 32 and held_out_prompts(32) == prompts  # fixed and distinct
+    assert "digit 3 moves left and digit 7 moves down" in held_out_prompts(45)  # the demo's
+    for prompt in prompts:
+        words = prompt.split()
+        pairs = {(int(words[1]), words[3]), (int(words[6]), words[8])}
+        assert pairs <= set(HELD_OUT_PAIRS), prompt
+        encode_prompt(prompt)  # the caption grammar accepts it
+    with pytest.raises(ValueError, match=r"num must be an int in \[1, 45\]"):
+        held_out_prompts(46)
+
+
+def test_the_shipped_stages_cannot_be_measured_on_held_out_prompts():
+    frozen = CogVideo.from_cogview(tiny_cogview(), "keyframes")  # built without the split
+    with pytest.raises(ValueError, match="trained on every \\(digit, direction\\) pair"):
+        evaluate_text_to_video(frozen, frozen, None, num_prompts=1, held_out=True)

@@ -76,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="prompts of test clips (default 32)")
     cogvideo.add_argument("--guidance", type=float, default=3.0,
                           help="classifier-free guidance weight (default 3)")
+    cogvideo.add_argument("--held-out", action="store_true",
+                          help="prompts made only of (digit, direction) pairs the stages never "
+                               "trained on (needs stages trained with them held out)")
     cogvideo.set_defaults(evaluate=run_cogvideo)
     for sub in (tokenizer, videogpt, cogvideo):
         sub.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -244,9 +247,11 @@ def run_cogvideo(args: argparse.Namespace) -> int:
     if args.guidance < 0:
         raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
     judge = pretrained("judge")
-    figures = cogvideo_quality.evaluate_text_to_video(
-        pretrained("cogvideo-keyframes"), pretrained("cogvideo-interp"), judge,
-        num_prompts=args.num, guidance=args.guidance, seed=args.seed)
+    with user_input("--held-out"):
+        figures = cogvideo_quality.evaluate_text_to_video(
+            pretrained("cogvideo-keyframes"), pretrained("cogvideo-interp"), judge,
+            num_prompts=args.num, guidance=args.guidance, seed=args.seed,
+            held_out=args.held_out)
     figures.update(cogvideo_quality.evaluate_cogview_frames(
         pretrained("cogview"), judge, num_frames=2 * args.num, guidance=args.guidance,
         seed=args.seed))

@@ -35,6 +35,7 @@ from minivideo.models.cogvideo import (
     cogview_sequence,
     encode_clips,
     frame_caption,
+    held_out_prompts,
     motion_caption,
     sample_images,
     text_to_video,
@@ -179,10 +180,19 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 
 @torch.no_grad()
 def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, judge: nn.Module,
                            num_prompts: int = 32, guidance: float = 3.0, seed: int = 0,
-                           batch_size: int = 16) -> dict[str, float]:
-    """The whole hierarchy on prompts of test clips: caption accuracy and seconds per clip."""
-    clips = test_clips(keyframes_model, num_prompts)
-    captions = [_clip_caption(clips, i) for i in range(num_prompts)]
+                           batch_size: int = 16, held_out: bool = False) -> dict[str, float]:
+    """The whole hierarchy on prompts of test clips (or, with held_out, on prompts made only of
+    (digit, direction) pairs the stages never trained on): caption accuracy, seconds per clip."""
+    if held_out:
+        for stage in (keyframes_model, interp_model):
+            if "held_out_pairs" not in stage.config.extra:
+                raise ValueError(f"the {stage.config.stage} stage was trained on every (digit, "
+                                 "direction) pair, so no prompt is held out for it; retrain it "
+                                 "(python -m minivideo train cogvideo-keyframes / cogvideo-interp)")
+        captions = held_out_prompts(num_prompts)
+    else:
+        clips = test_clips(keyframes_model, num_prompts)
+        captions = [_clip_caption(clips, i) for i in range(num_prompts)]
     tokenizer = tokenizer_of(keyframes_model)
     videos, began = [], time.perf_counter()
     for start in range(0, num_prompts, batch_size):
@@ -192,9 +202,10 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
         videos.append(torch.from_numpy(to_uint8(tokenizer.decode(codes.cpu()))))
     seconds = (time.perf_counter() - began) / num_prompts
     accuracy = caption_accuracy(judge, torch.cat(videos), captions)
-    return {**{f"t2v_caption_{key}": round(value, 4) for key, value in accuracy.items()},
-            "t2v_seconds_per_clip": round(seconds, 3), "t2v_prompts": num_prompts,
-            "t2v_guidance": guidance}
+    prefix = "t2v_held_out_" if held_out else "t2v_"
+    return {**{f"{prefix}caption_{key}": round(value, 4) for key, value in accuracy.items()},
+            f"{prefix}seconds_per_clip": round(seconds, 3), f"{prefix}prompts": num_prompts,
+            f"{prefix}guidance": guidance}
 
 
 def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, float]:

@@ -78,6 +78,7 @@ from minivideo.models.cogvideo.layout import (
     CAPTION_DROPOUT,
     CLIP_FRAMES,
     FRAME_STRIDES,
+    HELD_OUT_PAIRS,
     KEYFRAME_STRIDE,
     KEYFRAME_STRIDE_WEIGHTS,
     NUM_KEYFRAMES,
@@ -94,6 +95,8 @@ from minivideo.models.cogvideo.layout import (
     encode_prompt,
     frame_caption,
     frame_tokens,
+    held_out_prompts,
+    mentions_held_out,
     motion_caption,
     quadrant,
     scored_from,
@@ -114,6 +117,7 @@ from minivideo.models.cogvideo.model import (
 )
 
 __all__ = [
+    "HELD_OUT_PAIRS", "held_out_prompts", "mentions_held_out",
     "CAPTION_DROPOUT", "check_stride", "CLIP_FRAMES", "CogVideo", "CogVideoConfig", "CogView",
     "cogview_sequence", "CogViewConfig", "draw_window", "DualCache", "encode_clips",
     "encode_prompt", "EncodedClips", "fill_middle", "frame_caption", "FRAME_STRIDES",

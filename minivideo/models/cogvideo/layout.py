@@ -76,6 +76,36 @@ def motion_caption(digits: np.ndarray, directions: np.ndarray) -> str:
     return caption_from_motion(motion)
 
 
+# (digit, direction) pairs that the video stages never train on (issue 15): a digit is never
+# captioned moving this way, so a prompt made of these pairs asks for combinations unseen in
+# training. One direction per digit; the course's demo prompt is one of them.
+HELD_OUT_PAIRS: tuple[tuple[int, str], ...] = (
+    (0, "up"), (1, "right"), (2, "down-left"), (3, "left"), (4, "up-right"),
+    (5, "down"), (6, "left"), (7, "down"), (8, "up-left"), (9, "down-right"),
+)
+
+
+def mentions_held_out(digits: np.ndarray, directions: np.ndarray) -> bool:
+    """True if a motion caption of these frames would pair a digit with its held-out direction
+    (per-frame compass indices `directions` (t, k), as `motion_caption` reads them)."""
+    held = set(HELD_OUT_PAIRS)
+    directions = np.asarray(directions)
+    return any((int(digit), COMPASS[int(d)]) in held
+               for slot, digit in enumerate(np.asarray(digits))
+               for d in np.unique(directions[:, slot]))
+
+
+def held_out_prompts(num: int) -> list[str]:
+    """`num` prompts of two digits, each moving in its held-out direction (45 at most)."""
+    direction = dict(HELD_OUT_PAIRS)
+    pairs = [(a, b) for a in range(10) for b in range(a + 1, 10)]
+    if not isinstance(num, int) or not 1 <= num <= len(pairs):
+        raise ValueError(f"num must be an int in [1, {len(pairs)}], got {num!r}")
+    order = np.random.default_rng(15).permutation(len(pairs))[:num]  # fixed: the same prompts
+    return [f"digit {a} moves {direction[a]} and digit {b} moves {direction[b]}"
+            for a, b in (pairs[k] for k in order)]
+
+
 def encode_prompt(prompt: str) -> torch.Tensor:
     """Caption word ids (26,) of a prompt, after checking it follows the caption grammar."""
     accepted = (f"a prompt reads 'digit D moves DIRECTION [then DIRECTION]... [and digit ...]' "

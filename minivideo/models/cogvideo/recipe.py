@@ -34,12 +34,14 @@ from minivideo.models.cogvideo.generation import load_tokenizer
 from minivideo.models.cogvideo.layout import (
     CAPTION_DROPOUT,
     CLIP_FRAMES,
+    HELD_OUT_PAIRS,
     UNTRAINED_TINY,
     CogVideoConfig,
     CogViewConfig,
     cogview_sequence,
     draw_window,
     frame_caption,
+    mentions_held_out,
     scored_from,
     training_pair,
     video_sequence,
@@ -90,9 +92,23 @@ class FreshWindows(_FreshClips):
 
     def __init__(self, config: CogVideoConfig, seed: int = 0, caption_dropout: float = 0.0,
                  split: str = "train", length: int | None = None,
-                 stride: int | None = None) -> None:
+                 stride: int | None = None, hold_out: bool | None = None) -> None:
         super().__init__(seed, caption_dropout, split, length)
         self.stage_config, self.stride = config, stride
+        # training clips never pair a digit with its held-out direction (HELD_OUT_PAIRS)
+        self.hold_out = split == "train" if hold_out is None else hold_out
+
+    def clip(self, index: int):
+        """Clip `index`; while its caption would name a held-out (digit, direction) pair, it is
+        redrawn from the next stream of the same index (attempt 1, 2, ...), so it replays."""
+        clip, attempt = super().clip(index), 0
+        # the whole clip's motion: every window's caption describes a part of it
+        while self.hold_out and mentions_held_out(clip.digits[0],
+                                                  clip.trajectories.directions[0][:-1]):
+            attempt += 1
+            rng = np.random.default_rng([self.seed, self.CLIP_STREAM, index, attempt])
+            clip = generate_clips(1, self.digits, self.config, rng)
+        return clip
 
     def __getitem__(self, index: int) -> dict:
         rng, clip = self.rng(index), self.clip(index)
@@ -141,10 +157,16 @@ def _base(preset: str) -> CogView:
     return build_cogview("tiny") if preset == "tiny" else pretrained("cogview")
 
 
+def _holding_out(model: CogVideo) -> CogVideo:
+    """Record in the stage's config which pairs its training never showed (for evaluation)."""
+    model.config.extra["held_out_pairs"] = [list(pair) for pair in HELD_OUT_PAIRS]
+    return model
+
+
 def _build_stage(stage: str):
     def build(preset: str) -> CogVideo:
         base_name = "untrained" if preset == "tiny" else "cogview"
-        return CogVideo.from_cogview(_base(preset), stage, base_name=base_name)
+        return _holding_out(CogVideo.from_cogview(_base(preset), stage, base_name=base_name))
 
     return build
 
@@ -155,7 +177,7 @@ def build_keyframes_from_scratch(preset: str) -> CogVideo:
     fresh = CogView(_base(preset).config)  # the shipped CogView's shape, none of its weights
     model = CogVideo.from_cogview(fresh, "keyframes", base_name="scratch")
     model.base.requires_grad_(True)  # nothing pretrained: every weight learns
-    return model
+    return _holding_out(model)
 
 
 def _windows(stage: str):
