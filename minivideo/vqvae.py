@@ -18,7 +18,6 @@ dead codes from recent encoder outputs (VideoGPT, Jukebox).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import math
 from collections.abc import Iterator
@@ -755,11 +754,6 @@ def tokenizer_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[st
     floats = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
               for k, v in logs.items() if k not in ("loss", "codes")}
     return logs["loss"], floats
-
-
-def config_dict(model: nn.Module) -> dict:
-    """The model's config as stored in checkpoints."""
-    return dataclasses.asdict(model.config)
 
 
 # --------------------------------------------------------------------------- training targets

@@ -1,12 +1,12 @@
 """Test-session set-up shared by every test module."""
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import matplotlib
 import pytest
 import torch
+
+from minivideo.cli.common import torch_threads  # the commands' own: set, then restore
 
 # Figures in tests draw off-screen. (Set in-process, not through MPLBACKEND, which the notebook
 # kernels started by nbval in the same run would inherit.)
@@ -19,27 +19,17 @@ if not torch.cuda.is_available():
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @pytest.fixture
 def one_thread():
     """Train on one thread: tiny models run faster without OpenMP hand-offs, a lot faster when
     the cores are shared with other work (up to 30× on a busy 2-core machine); the thread count
     is restored afterwards."""
-    with _threads(1):
+    with torch_threads(1):
         yield
 
 
 @pytest.fixture(scope="module")
 def one_thread_per_module():
     """`one_thread` for a whole test file: `pytestmark = pytest.mark.usefixtures(...)`."""
-    with _threads(1):
+    with torch_threads(1):
         yield

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from minivideo import registry
 from minivideo.checkpoints import build_model_from_checkpoint
-from minivideo.pretrained import pretrained_path
+from minivideo.models.videogpt import VideoGPT
+from minivideo.pretrained import available_pretrained, pretrained_path, prior_tokenizer
 from minivideo.utils import UsageError
 from minivideo.viz import save_video, tile
 
@@ -113,6 +115,17 @@ def write_videos(path: Path, videos: np.ndarray, fps: float = 8, **extras: np.nd
         np.savez_compressed(path, videos=videos, **extras)
         return path
     return save_video(tile(videos), path, fps=fps)
+
+
+def load_videogpt(checkpoint: str | None, cond: str, device=None) -> tuple[nn.Module, nn.Module]:
+    """--checkpoint, else the shipped one-prior VideoGPT (every conditioning), else the shipped
+    prior of `cond`: the prior (eval mode) and the tokenizer it was trained on (pairing checked)."""
+    shipped = registry.SAMPLERS["videogpt"][0]
+    default = shipped if shipped in available_pretrained() else f"videogpt-{cond}"
+    prior, path = load_model(checkpoint, default, VideoGPT, "VideoGPT")
+    with user_input("tokenizer"):
+        tokenizer = prior_tokenizer(path, prior.config.tokenizer, device=device)
+    return prior, tokenizer
 
 
 def load_model(checkpoint: str | None, default: str, kind: type[nn.Module],

@@ -28,15 +28,13 @@ from minivideo.cli.common import (
     UsageError,
     add_threads_option,
     checked_out_path,
-    load_model,
+    load_videogpt,
     user_input,
     write_videos,
 )
 from minivideo.data.video_files import load_video_file
 from minivideo.editing import region_mask, trajectory_mask
-from minivideo.models.videogpt import CONDITIONS, VideoGPT, check_tokenizer
-from minivideo.pretrained import available_pretrained, prior_tokenizer
-from minivideo.registry import SAMPLERS
+from minivideo.models.videogpt import CONDITIONS, check_tokenizer
 from minivideo.viz import save_video, tile, to_uint8
 
 
@@ -83,17 +81,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def _prior(checkpoint: str | None, cond: str) -> tuple[VideoGPT, object]:
-    """The re-sampling prior and the tokenizer it was trained on: --checkpoint, else the
-    shipped one-prior VideoGPT (every conditioning), else the shipped prior of `cond`."""
-    shipped = SAMPLERS["videogpt"][0]
-    default = shipped if shipped in available_pretrained() else f"videogpt-{cond}"
-    prior, path = load_model(checkpoint, default, VideoGPT, "VideoGPT")
-    with user_input("tokenizer"):
-        tokenizer = prior_tokenizer(path, prior.config.tokenizer)
-    return prior, tokenizer
-
-
 def _load_clips(path: str, need: tuple[str, ...], frames: int) -> dict[str, np.ndarray]:
     """The arrays of CLIPS.npz, checked: videos (N, frames, 64, 64) uint8 and the keys in need."""
     arrays = load_video_file(path, "CLIPS.npz", frames=frames)
@@ -112,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--new-digits needs --cond class (the other priors take no digits)")
     need = (("positions",) if args.trajectory is not None else ()) + \
         (("digits",) if args.cond == "class" and args.new_digits is None else ())
-    prior, tokenizer = _prior(args.checkpoint, args.cond)
+    prior, tokenizer = load_videogpt(args.checkpoint, args.cond)
     num_frames = prior.config.num_frames
     arrays = _load_clips(args.clips, need, num_frames)
     videos = torch.from_numpy(arrays["videos"])

@@ -28,12 +28,13 @@ from minivideo.cli.common import (
     add_threads_option,
     checked_out_path,
     load_model,
+    load_videogpt,
     user_input,
     write_videos,
 )
 from minivideo.data.video_files import load_video_file
 from minivideo.models import cogvideo, image_prior, videogpt
-from minivideo.pretrained import available_pretrained, pretrained_path, prior_tokenizer
+from minivideo.pretrained import check_tokenizer_pairing, pretrained_path, prior_tokenizer
 from minivideo.utils import pick_device, to_uint8
 
 CONDITIONS = videogpt.CONDITIONS
@@ -106,17 +107,13 @@ def sample_videogpt(args: argparse.Namespace, device: torch.device) -> dict[str,
     for flag, wanted in (("digits", "class"), ("frames", "frames"), ("guidance", "class")):
         if getattr(args, flag) is not None and cond != wanted:
             raise UsageError(f"--{flag} is only used with --cond {wanted} (got --cond {cond})")
-    shipped = registry.SAMPLERS["videogpt"][0]  # the one prior serves every conditioning
-    default = shipped if shipped in available_pretrained() else f"videogpt-{cond}"
-    model, path = load_model(args.checkpoint, default, videogpt.VideoGPT, "VideoGPT")
+    model, tokenizer = load_videogpt(args.checkpoint, cond, device=device)
     if model.config.cond != cond and not model.config.null_class:
         raise UsageError(f"the checkpoint's model has cond={model.config.cond!r}, "
                          f"but --cond {cond} was asked")
     if args.guidance is not None and not model.config.null_class:
         raise UsageError("--guidance needs a prior trained with a NULL label (the one-prior "
                          "recipe, videogpt-compact)")
-    with user_input("tokenizer"):
-        tokenizer = prior_tokenizer(path, model.config.tokenizer, device=device)
     extras: dict[str, np.ndarray] = {}
     digits = context = None
     if cond == "class":
@@ -184,8 +181,8 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
     keys, interp = stages
     name = keys.config.base.tokenizer
     with user_input("tokenizer"):
-        tokenizer = (cogvideo.load_tokenizer(name) if name == cogvideo.UNTRAINED_TINY
-                     else prior_tokenizer(paths[0], name)).to(device)
+        check_tokenizer_pairing(paths[0], name)
+        tokenizer = cogvideo.load_tokenizer(name).to(device)
     parts = []
     for start in range(0, args.num, args.batch_size):
         n = min(args.batch_size, args.num - start)

@@ -59,7 +59,7 @@ def resolve_target(name: str, cond: str | None = None) -> Target:
     return found(cond or "none")
 
 
-def tokenizer_of(name: str, model: torch.nn.Module) -> dict | None:
+def tokenizer_record_of(name: str, model: torch.nn.Module) -> dict | None:
     """For a prior's manifest: the tokenizer whose codes it models, by name and sha256 (the
     model's own config names it where it can; else the registry)."""
     config = getattr(model, "config", None)
@@ -264,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
         metrics = _held_out(evaluate, result.model)
     total = result.history[-1].get("seconds", seconds) if result.history else seconds
     exported = [export_weights(out, args.export, half=args.export_half)] if args.export else []
-    tokenizer = tokenizer_of(args.target, result.model)
+    tokenizer = tokenizer_record_of(args.target, result.model)
     for path in [out, *exported]:
         manifest = write_manifest(path, command=command_line(args), data_seed=args.seed,
                                   train_seconds=total,
