@@ -31,7 +31,7 @@ def entropy_bits(codes: torch.Tensor, num_codes: int) -> tuple[float, int]:
     """Entropy in bits of the empirical code distribution, and the number of codes used."""
     counts = torch.bincount(codes.flatten().long(), minlength=num_codes).float()
     p = counts[counts > 0] / counts.sum()
-    return float(-(p * p.log2()).sum()), int((counts > 0).sum())
+    return float(-(p * p.log2()).sum()) + 0.0, int((counts > 0).sum())  # + 0.0: no "-0.00"
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -51,9 +51,9 @@ def main() -> None:
                            seed=args.seed)
     video = torch.from_numpy(clips.videos).float() / 255
     print(f"{args.clips} clips of test digits, 16 frames; a cell is black if max pixel < {BLACK}")
-    print(f"{'tokenizer':12s} {'black':>6s} {'black: bits / codes':>20s} "
+    print(f"{'tokenizer':18s} {'black':>6s} {'black: bits / codes':>20s} "
           f"{'ink: bits / codes':>18s} {'snapped':>8s} {'PSNR':>6s} {'snapped PSNR':>13s}")
-    for name in ("vqvae-frame", "vqvae-clip", "vqvae-compact"):
+    for name in ("vqvae-frame", "vqvae-frame-empty", "vqvae-clip", "vqvae-compact"):
         if name not in available_pretrained():
             continue
         tokenizer = pretrained(name)
@@ -69,13 +69,14 @@ def main() -> None:
         best = max(candidates.indices.tolist(),
                    key=lambda c: psnr(tokenizer.decode(torch.where(quiet, c, codes)), video))
         snapped = psnr(tokenizer.decode(torch.where(quiet, best, codes)), video)
-        print(f"{name:12s} {float(black.float().mean()):6.1%} "
+        print(f"{name:18s} {float(black.float().mean()):6.1%} "
               f"{black_bits:11.2f} / {black_used:4d}  {ink_bits:9.2f} / {ink_used:4d}  "
               f"{float(quiet.float().mean()):7.1%} {psnr(tokenizer.decode(codes), video):6.2f} "
               f"{snapped:13.2f}")
     print("uniform over 512 codes: 9.00 bits. A prior cannot predict which of hundreds of "
           "interchangeable\nblack codes comes next: those bits are noise it must pay for. "
-          "vqvae-compact gives every box\nwithout ink its reserved code 0 (0 bits).")
+          "vqvae-frame-empty and vqvae-compact\ngive every box without ink the reserved code 0 "
+          "(0 bits).")
 
 
 if __name__ == "__main__":

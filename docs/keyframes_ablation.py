@@ -86,13 +86,19 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for base, label in (("cogview", "frozen shipped CogView"), ("scratch", "from scratch")):
-        points = sorted((r["train_minutes"], r) for r in rows if r["base"] == base and str(
-            r["device"] or device_of(Path(r["checkpoint"]))).startswith("cpu"))
-        minutes = [m for m, _ in points]
-        axes[0].plot(minutes, [r["t2v_caption_digits"] for _, r in points], "o-", label=label)
-        axes[1].plot(minutes, [r["test_bits_per_code"] for _, r in points], "o-", label=label)
-    axes[0].set(xlabel="CPU minutes (1 thread)", ylabel="judge reads the prompt's digits",
+    for base, label in (("cogview", "frozen CogView"), ("scratch", "from scratch")):
+        points = sorted(((r["train_minutes"], i) for i, r in enumerate(rows)
+                         if r["base"] == base and str(r["device"] or device_of(
+                             Path(r["checkpoint"]))).startswith("cpu")))
+        if not points:
+            continue
+        minutes, chosen = [m for m, _ in points], [rows[i] for _, i in points]
+        line = axes[0].plot(minutes, [r["t2v_caption_digits"] for r in chosen], "o-",
+                            label=f"{label}: digits")[0]
+        axes[0].plot(minutes, [r["t2v_caption_motion"] for r in chosen], "s--",
+                     color=line.get_color(), label=f"{label}: directions")
+        axes[1].plot(minutes, [r["test_bits_per_code"] for r in chosen], "o-", label=label)
+    axes[0].set(xlabel="CPU minutes (1 thread)", ylabel="judge reads the prompt's …",
                 title="text → video (shipped interpolation, guidance 3)", ylim=(0, 1))
     axes[1].set(xlabel="CPU minutes (1 thread)", ylabel="held-out bits per key-frame code",
                 title="key-frame stage")

@@ -40,6 +40,8 @@ MODELS: dict[str, Entry] = {
     # tokenizers
     "vqvae-frame": Entry("minivideo.vqvae:FRAME_TOKENIZER_TARGET", _RECONSTRUCTION,
                          checkpoint="vqvae-frame"),
+    "vqvae-frame-empty": Entry("minivideo.vqvae:FRAME_EMPTY_TOKENIZER_TARGET", _RECONSTRUCTION,
+                               checkpoint="vqvae-frame-empty"),
     "vqvae-clip": Entry("minivideo.vqvae:CLIP_TOKENIZER_TARGET", _RECONSTRUCTION,
                         checkpoint="vqvae-clip"),
     "vqvae-compact": Entry("minivideo.vqvae:COMPACT_TOKENIZER_TARGET", _RECONSTRUCTION,
@@ -66,18 +68,18 @@ MODELS: dict[str, Entry] = {
                                  tokenizer="vqvae-compact-t2", sampler="videogpt"),
     "cogview": Entry("minivideo.models.cogvideo.recipe:COGVIEW",
                      "minivideo.metrics.cogvideo_quality:evaluate_cogview",
-                     checkpoint="cogview", tokenizer="vqvae-frame"),
+                     checkpoint="cogview", tokenizer="vqvae-frame-empty"),
     "cogvideo-keyframes": Entry("minivideo.models.cogvideo.recipe:KEYFRAMES",
                                 "minivideo.metrics.cogvideo_quality:evaluate_keyframes",
-                                checkpoint="cogvideo-keyframes", tokenizer="vqvae-frame",
+                                checkpoint="cogvideo-keyframes", tokenizer="vqvae-frame-empty",
                                 sampler="cogvideo"),
     # ablation (lesson 08, issue 15): the key-frame stage with nothing pretrained (not shipped)
     "cogvideo-keyframes-scratch": Entry(
         "minivideo.models.cogvideo.recipe:KEYFRAMES_FROM_SCRATCH",
-        "minivideo.metrics.cogvideo_quality:evaluate_keyframes", tokenizer="vqvae-frame"),
+        "minivideo.metrics.cogvideo_quality:evaluate_keyframes", tokenizer="vqvae-frame-empty"),
     "cogvideo-interp": Entry("minivideo.models.cogvideo.recipe:INTERPOLATION",
                              "minivideo.metrics.cogvideo_quality:evaluate_interpolation",
-                             checkpoint="cogvideo-interp", tokenizer="vqvae-frame",
+                             checkpoint="cogvideo-interp", tokenizer="vqvae-frame-empty",
                              sampler="cogvideo"),
 }
 

@@ -412,8 +412,23 @@ def test_evaluations_report_bits_with_and_without_the_caption(trained_base):
         figures["test_bits_per_code_no_caption"] - figures["test_bits_per_code"], abs=1e-3)
     stage = evaluate_keyframes(CogVideo.from_cogview(trained_base, "keyframes"), num_clips=4)
     assert stage["gate_mean_abs"] == 0 and 0 < stage["test_bits_per_code"] < 6
+    # the first key frame and the four that follow it make up the whole figure
+    assert stage["first_keyframe_bits_per_code"] + 4 * stage["later_keyframes_bits_per_code"] \
+        == pytest.approx(5 * stage["test_bits_per_code"], abs=2e-3)
+    assert stage["direction_bits_saved_per_code"] == pytest.approx(
+        stage["later_keyframes_bits_reversed_directions"]
+        - stage["later_keyframes_bits_per_code"], abs=2e-3)
+    assert stage["direction_bits_saved_per_code"] != 0  # the caption's words reach the model
     with pytest.raises(TypeError, match="keyframes"):
         evaluate_keyframes(trained_base)
+
+
+def test_reversed_directions_turn_every_compass_word_around():
+    from minivideo.metrics.cogvideo_quality import reverse_directions
+
+    caption = "digit 3 moves left then up-right and digit 7 moves down"
+    assert reverse_directions(caption) == "digit 3 moves right then down-left and digit 7 moves up"
+    assert reverse_directions(reverse_directions(caption)) == caption
 
 
 def test_text_to_video_evaluation_runs_the_hierarchy_and_the_judge(trained_base):

@@ -31,8 +31,11 @@ from minivideo.models.videogpt_compact import EncodeBatch, build_model, compact_
 from minivideo.train import TrainConfig, fit
 from minivideo.vqvae import (
     COMPACT_TOKENIZER_TARGET,
+    FRAME_EMPTY_TOKENIZER_TARGET,
     ClipTokenizer,
     ClipTokenizerConfig,
+    FrameTokenizer,
+    FrameTokenizerConfig,
     VectorQuantizer,
     _pixel_clips,
 )
@@ -130,6 +133,45 @@ def test_the_t2_tokenizer_halves_time_only_and_stays_causal():
     changed[:, 8:] = 0
     assert torch.equal(model.encode(changed)[:, :4], model.encode(video)[:, :4])
     assert not torch.equal(model.encode(changed)[:, 4:], model.encode(video)[:, 4:])
+
+
+def test_the_frame_tokenizer_with_an_empty_code_codes_black_cells_as_zero_frame_by_frame():
+    torch.manual_seed(0)
+    model = FrameTokenizer(FrameTokenizerConfig.preset("tiny", empty_code=True)).eval()
+    video = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
+    video[0, 1, 10, 60] = 255  # one bright pixel: only cell (h 1, w 7) of frame 1 is inked
+    video[1, 2, 63, 0] = 12  # below the threshold (0.05 · 255): still empty
+    codes = model.encode(video)
+    assert codes.shape == (2, 3, 8, 8)
+    assert int(codes[0, 1, 1, 7]) != 0 and int((codes != 0).sum()) == 1
+    # without the empty code the same black frames spread over the codebook's other codes
+    plain = FrameTokenizer(FrameTokenizerConfig.preset("tiny")).eval()
+    assert int((plain.encode(video) != 0).sum()) > 1
+    assert model.decode(codes).shape == (2, 3, 64, 64)
+
+
+def test_a_tiny_frame_tokenizer_with_an_empty_code_learns_in_seconds():
+    torch.manual_seed(0)
+    target = FRAME_EMPTY_TOKENIZER_TARGET
+    dataset = _pixel_clips("train", None, 0, 4)
+    model = target.build_model("tiny")
+    assert model.config.empty_code
+    config = TrainConfig(steps=150, batch_size=4, lr=3e-3, warmup_steps=10, progress=False,
+                         device="cpu")
+    result = fit(model, target.loss_fn, dataset, config)
+    video = torch.stack([dataset[i]["video"] for i in range(16)]).float() / 255
+    black = float(video.pow(2).mean())
+    last = sum(h["recon_loss"] for h in result.history[-10:]) / 10
+    first = result.history[0]["recon_loss"]
+    assert last < 0.8 * black and last < 0.2 * first, (first, last, black)
+    codes = model.eval().encode(video)
+    ink = torch.nn.functional.max_pool2d(video.flatten(0, 1)[:, None], 8)[:, 0] >= 0.05
+    assert torch.equal(codes.flatten(0, 1) == 0, ~ink)  # background is one symbol, ink never is
+
+
+def test_a_bad_empty_threshold_is_refused():
+    with pytest.raises(ValueError, match="empty_threshold must be in"):
+        FrameTokenizerConfig(empty_code=True, empty_threshold=1.5)
 
 
 def test_compact_presets_refuse_other_time_factors():

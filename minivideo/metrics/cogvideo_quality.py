@@ -24,11 +24,13 @@ import torch
 from torch import nn
 
 from minivideo.data.captions import CaptionTokenizer
+from minivideo.data.moving_mnist import COMPASS
 from minivideo.metrics.captions import caption_accuracy
 from minivideo.metrics.judge import MIN_FRAMES, reads_digit_sets
 from minivideo.models.cogvideo import (
     CLIP_FRAMES,
     KEYFRAME_STRIDE,
+    UNTRAINED_TINY,
     CogVideo,
     CogView,
     EncodedClips,
@@ -107,13 +109,22 @@ def evaluate_cogview(model: nn.Module, num_clips: int = 64) -> dict[str, float]:
         return [training_pair(s, model.config.text_len + 1, num_codes) for s in sequences]
 
     out = {**_with_and_without_caption(model, make), "test_frames": len(frames)}
-    if model.config.tokenizer == "vqvae-frame" and "judge" in available_pretrained():
+    if model.config.tokenizer != UNTRAINED_TINY and "judge" in available_pretrained():
         out.update(evaluate_cogview_frames(model, pretrained("judge"), num_clips))
     return out
 
 
-def _stage_pairs(model: CogVideo, clips: EncodedClips, stride: int, drop: bool) -> list[dict]:
-    """Deterministic held-out sequences of a stage at one stride (every clip, every window)."""
+def reverse_directions(caption: str) -> str:
+    """The caption with every compass word turned around ("moves left" → "moves right")."""
+    return " ".join(COMPASS[(COMPASS.index(w) + 4) % 8] if w in COMPASS else w
+                    for w in caption.split())
+
+
+def _stage_pairs(model: CogVideo, clips: EncodedClips, stride: int, drop: bool, *,
+                 reverse: bool = False, skip_frames: int = 0) -> list[dict]:
+    """Deterministic held-out sequences of a stage at one stride (every clip, every window);
+    `reverse` turns the captions' directions around, `skip_frames` leaves the first key frames
+    unscored."""
     config, base = model.config, model.config.base
     times = config.frame_times
     span = max(times) * stride
@@ -123,11 +134,11 @@ def _stage_pairs(model: CogVideo, clips: EncodedClips, stride: int, drop: bool) 
         for first in firsts:
             if config.stage == "keyframes":
                 text = _clip_caption(clips, i, first, first + span)
-                scored = base.text_len + 1
+                scored = base.text_len + 1 + skip_frames * base.frame_len
             else:
                 text = _clip_caption(clips, i)
                 scored = base.text_len + 1 + 2 * base.frame_len
-            ids = _ids([text]) * (0 if drop else 1)
+            ids = _ids([reverse_directions(text) if reverse else text]) * (0 if drop else 1)
             codes = clips.codes[i, [first + t * stride for t in times]][None].long()
             sequence = video_sequence(config, ids, stride, codes)[0]
             pairs.append(training_pair(sequence, scored, base.num_codes))
@@ -141,7 +152,19 @@ def evaluate_keyframes(model: nn.Module, num_clips: int = 64) -> dict[str, float
     clips = test_clips(model, num_clips)
     out = _with_and_without_caption(
         model, lambda drop: _stage_pairs(model, clips, KEYFRAME_STRIDE, drop))
-    return {**out, "gate_mean_abs": round(float(model.gate.detach().abs().mean()), 4),
+    # What the temporal channel buys: key frames 2-5 follow from frame 1 and the caption's
+    # motion, so they should cost far fewer bits than frame 1; and if the model reads the
+    # caption's directions, the same frames cost more under the directions turned around.
+    def later(reverse: bool) -> float:
+        return bits_per_code(model, _stage_pairs(model, clips, KEYFRAME_STRIDE, False,
+                                                 reverse=reverse, skip_frames=1))
+    later_bits, reversed_bits = later(False), later(True)
+    first_bits = (5 * out["test_bits_per_code"] - 4 * later_bits)  # scored codes: 5 equal frames
+    return {**out, "first_keyframe_bits_per_code": round(first_bits, 4),
+            "later_keyframes_bits_per_code": round(later_bits, 4),
+            "later_keyframes_bits_reversed_directions": round(reversed_bits, 4),
+            "direction_bits_saved_per_code": round(reversed_bits - later_bits, 4),
+            "gate_mean_abs": round(float(model.gate.detach().abs().mean()), 4),
             "test_clips": num_clips}
 
 
@@ -222,7 +245,7 @@ def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, f
             figures["test_bits_per_code_no_caption"])
     out["gate_mean_abs"] = round(float(model.gate.detach().abs().mean()), 4)
     shipped = available_pretrained()
-    if model.config.base.tokenizer == "vqvae-frame" and {"cogvideo-keyframes", "judge"} <= set(
+    if model.config.base.tokenizer != UNTRAINED_TINY and {"cogvideo-keyframes", "judge"} <= set(
             shipped):
         keys = pretrained("cogvideo-keyframes")
         device = next(model.parameters()).device
@@ -231,4 +254,4 @@ def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, f
 
 
 __all__ = ["bits_per_code", "evaluate_cogview", "evaluate_cogview_frames", "evaluate_interpolation",
-           "evaluate_keyframes", "evaluate_text_to_video", "test_clips"]
+           "evaluate_keyframes", "evaluate_text_to_video", "reverse_directions", "test_clips"]

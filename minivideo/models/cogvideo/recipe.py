@@ -143,7 +143,9 @@ def fresh_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, f
 
 # --------------------------------------------------------------------------- models
 def _tokenizer_name(preset: str) -> str:
-    return UNTRAINED_TINY if preset == "tiny" else "vqvae-frame"
+    # vqvae-frame-empty codes background as one symbol: the stages' temporal channel then
+    # learns where the digits go instead of paying ~8 bits per background cell for noise
+    return UNTRAINED_TINY if preset == "tiny" else "vqvae-frame-empty"
 
 
 def build_cogview(preset: str) -> CogView:
