@@ -16,6 +16,14 @@ Two key-frame stages of one architecture, trained for the same CPU minutes on fr
     python docs/keyframes_ablation.py --plot docs/figures/keyframes_curve.png \
         --rows docs/figures/keyframes_ablation.json docs/figures/keyframes_curve.json
 
+The shipped key-frame stage's own learning curve (its `--keep-every 1000` snapshots):
+
+    python docs/keyframes_ablation.py runs/s22-keyframes-step001000.pt \
+        runs/s22-keyframes-step003000.pt runs/s22-keyframes-step005000.pt runs/s22-keyframes.pt \
+        --out docs/figures/cogvideo_curve.json
+    python docs/keyframes_ablation.py --plot docs/figures/cogvideo_curve.png \
+        --rows docs/figures/cogvideo_curve.json
+
 For each: held-out bits per key-frame code with and without the caption (64 clips of test
 digits), and what the judge reads in whole clips made from its key frames by the shipped
 interpolation stage (digits, motion, both; guidance 3). Both runs share the interpolation stage,
