@@ -116,7 +116,8 @@ def evaluate_cogview(model: nn.Module, num_clips: int = 64) -> dict[str, float]:
 
 def reverse_directions(caption: str) -> str:
     """The caption with every compass word turned around ("moves left" → "moves right")."""
-    return " ".join(COMPASS[(COMPASS.index(w) + 4) % 8] if w in COMPASS else w
+    half_turn = len(COMPASS) // 2  # COMPASS runs counter-clockwise in eighths of a turn
+    return " ".join(COMPASS[(COMPASS.index(w) + half_turn) % len(COMPASS)] if w in COMPASS else w
                     for w in caption.split())
 
 
