@@ -21,6 +21,7 @@ from minivideo.models.cogvideo import (
     CogViewConfig,
     FrameCaptionDataset,
     VideoDataset,
+    cell_offsets,
     check_stride,
     cogview_sequence,
     encode_clips,
@@ -138,10 +139,36 @@ def test_model_alternates_shifted_windows_and_middle_frame_sees_both_neighbours(
 
 
 # --------------------------------------------------------------------------- the frozen base
-def test_gate_at_init_reproduces_cogview_frame_by_frame():
+def test_cell_offsets_put_the_previous_frames_same_cell_at_zero():
+    g, text_len, frame_len = 8, 26, 65
+    index, defined = cell_offsets(text_len, 3, frame_len, g)
+    zero = (g - 1) * (2 * g - 1) + (g - 1)
+
+    def token(frame: int, code: int) -> int:  # the token holding `code` of `frame`
+        return text_len + 1 + frame * frame_len + 1 + code
+
+    # the query that predicts code 19 of frame 2 is the token holding code 18
+    query = token(2, 18)
+    assert index[query, token(1, 19)] == zero and defined[query, token(1, 19)]
+    # one row up and two columns left of cell 19 = (2, 3): cell (1, 1) = 9
+    assert index[query, token(0, 9)] == (g - 2) * (2 * g - 1) + (g - 3)
+    # BOF and caption keys have no cell; the last code of a frame predicts no cell
+    assert not defined[query, text_len + 1 + frame_len].item()
+    assert not defined[query, :text_len + 1].any()
+    assert not defined[token(1, 63)].any()
+    assert int(index.max()) < (2 * g - 1) ** 2
+
+
+def test_bad_stage_options_raise_clear_errors():
+    with pytest.raises(ValueError, match="gate_scale must be a positive number"):
+        CogVideo.from_cogview(tiny_cogview(), "keyframes", gate_scale=0)
+
+
+@pytest.mark.parametrize("options", [{}, {"relative_bias": True, "gate_scale": 10.0}])
+def test_gate_at_init_reproduces_cogview_frame_by_frame(options):
     base = tiny_cogview()
     for stage, n_frames in (("keyframes", 5), ("interp", 3)):
-        model = CogVideo.from_cogview(base, stage).eval()
+        model = CogVideo.from_cogview(base, stage, **options).eval()
         torch.manual_seed(1)
         codes = torch.randint(0, K, (2, n_frames, 8, 8))
         stride = 4 if stage == "keyframes" else 2
@@ -159,8 +186,9 @@ def test_gate_at_init_reproduces_cogview_frame_by_frame():
     assert not torch.allclose(moved[:, 27:], logits[:, 27:], atol=1e-3)
 
 
-def test_training_step_leaves_the_spatial_channel_unchanged(clips):
-    model = CogVideo.from_cogview(tiny_cogview(), "keyframes")
+@pytest.mark.parametrize("options", [{}, {"relative_bias": True}])
+def test_training_step_leaves_the_spatial_channel_unchanged(clips, options):
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", **options)
     frozen = {k: v.clone() for k, v in model.base.state_dict().items()}
     new = {k: v.clone() for k, v in model.named_parameters() if not k.startswith("base.")}
     assert all(not p.requires_grad for p in model.base.parameters())
@@ -172,12 +200,17 @@ def test_training_step_leaves_the_spatial_channel_unchanged(clips):
     changed = [k for k, v in model.named_parameters() if k in new and not torch.equal(v, new[k])]
     assert {"gate", "rate_emb.weight"} <= set(changed)
     assert any(k.startswith("temporal.") for k in changed)
+    biases = {f"temporal.{i}.bias" for i in range(len(model.temporal))}
+    assert biases <= set(changed) if options else not biases & set(new)
 
 
-def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path):
-    model = CogVideo.from_cogview(tiny_cogview(), "interp")
+@pytest.mark.parametrize("options", [{}, {"relative_bias": True, "gate_scale": 10.0}])
+def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path, options):
+    model = CogVideo.from_cogview(tiny_cogview(), "interp", **options)
     with torch.no_grad():
         model.gate.normal_()
+        for channel in model.temporal if options else ():
+            channel.bias.normal_()
     path = save_checkpoint(tmp_path / "interp.pt", model=model)
     again = build_model_from_checkpoint(path)
     codes = torch.randint(0, K, (1, 3, 8, 8))
@@ -186,10 +219,13 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path):
 
 
 # --------------------------------------------------------------------------- hierarchy, guidance
-def test_kv_cached_sampling_matches_full_recompute():
-    model = CogVideo.from_cogview(tiny_cogview(), "keyframes").eval()
+@pytest.mark.parametrize("options", [{}, {"relative_bias": True}])
+def test_kv_cached_sampling_matches_full_recompute(options):
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", **options).eval()
     with torch.no_grad():
         model.gate.normal_(std=0.5)
+        for channel in model.temporal if options else ():
+            channel.bias.normal_()
     sequence = video_sequence(model.config, captions(1), 4, torch.randint(0, K, (1, 5, 8, 8)))
     full, _ = model(sequence)
     cache = model.new_cache()

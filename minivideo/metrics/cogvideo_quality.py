@@ -165,7 +165,7 @@ def evaluate_keyframes(model: nn.Module, num_clips: int = 64) -> dict[str, float
             "later_keyframes_bits_per_code": round(later_bits, 4),
             "later_keyframes_bits_reversed_directions": round(reversed_bits, 4),
             "direction_bits_saved_per_code": round(reversed_bits - later_bits, 4),
-            "gate_mean_abs": round(float(model.gate.detach().abs().mean()), 4),
+            "gate_mean_abs": round(float(model.alpha.detach().abs().mean()), 4),
             "test_clips": num_clips}
 
 
@@ -244,7 +244,7 @@ def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, f
         out[f"stride{stride}_test_bits_per_code"] = figures["test_bits_per_code"]
         out[f"stride{stride}_test_bits_per_code_no_caption"] = (
             figures["test_bits_per_code_no_caption"])
-    out["gate_mean_abs"] = round(float(model.gate.detach().abs().mean()), 4)
+    out["gate_mean_abs"] = round(float(model.alpha.detach().abs().mean()), 4)
     shipped = available_pretrained()
     if model.config.base.tokenizer != UNTRAINED_TINY and {"cogvideo-keyframes", "judge"} <= set(
             shipped):

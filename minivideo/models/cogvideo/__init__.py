@@ -89,6 +89,7 @@ from minivideo.models.cogvideo.layout import (
     UNTRAINED_TINY,
     CogVideoConfig,
     CogViewConfig,
+    cell_offsets,
     check_stride,
     cogview_sequence,
     draw_window,
@@ -118,7 +119,8 @@ from minivideo.models.cogvideo.model import (
 
 __all__ = [
     "HELD_OUT_PAIRS", "held_out_prompts", "mentions_held_out",
-    "CAPTION_DROPOUT", "check_stride", "CLIP_FRAMES", "CogVideo", "CogVideoConfig", "CogView",
+    "CAPTION_DROPOUT", "cell_offsets", "check_stride", "CLIP_FRAMES",
+    "CogVideo", "CogVideoConfig", "CogView",
     "cogview_sequence", "CogViewConfig", "draw_window", "DualCache", "encode_clips",
     "encode_prompt", "EncodedClips", "fill_middle", "frame_caption", "FRAME_STRIDES",
     "frame_tokens", "FrameCaptionDataset", "interpolate", "interpolate_once",

@@ -173,6 +173,24 @@ def temporal_mask(
     return mask
 
 
+def cell_offsets(text_len: int, num_frames: int, frame_len: int, grid: int,
+                 *, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index (N, N) into a (2·grid - 1)² table of the (row, column) offset of each key's cell
+    from the cell its query predicts, and where that is defined (both are video code cells).
+
+    Token j of a frame (0 = BOF) holds code j - 1 and predicts code j, so a query and the key
+    holding "its" cell in the previous frame sit at offset (0, 0)."""
+    within = torch.arange(frame_len, device=device).repeat(num_frames)
+    none = torch.full((text_len + 1,), -1, device=device)
+    predicts = torch.cat([none, torch.where(within < grid**2, within, -1)])
+    holds = torch.cat([none, within - 1])  # BOF holds no cell (-1)
+    rows = (holds // grid)[None, :] - (predicts // grid)[:, None] + grid - 1
+    cols = (holds % grid)[None, :] - (predicts % grid)[:, None] + grid - 1
+    defined = (predicts >= 0)[:, None] & (holds >= 0)[None, :]
+    index = torch.where(defined, rows * (2 * grid - 1) + cols, 0)
+    return index, defined
+
+
 # --------------------------------------------------------------------------- CogViewConfig
 @dataclass
 class CogViewConfig:
@@ -228,6 +246,13 @@ class CogVideoConfig:
     cogview: dict  # the frozen base's CogViewConfig, as a dict
     stage: str = "keyframes"  # "keyframes" (text → frames) or "interp" (neighbours → middle)
     window: int = 2  # temporal window, in frames; shifted by window // 2 on odd layers
+    # A learned bias per head on the temporal logits, by the (row, column) offset of a key's
+    # cell from the cell the query predicts: "the same place in the last frame" is then one
+    # parameter to learn, not a pattern the copied spatial queries must discover.
+    relative_bias: bool = False
+    # α = gate_scale · g: Adam moves g by about lr per step, so the gate opens gate_scale times
+    # faster; while α ≈ 0 the temporal channel gets almost no gradient.
+    gate_scale: float = 1.0
     base_name: str = "cogview"  # where the frozen channel came from (pretrained name)
     extra: dict = field(default_factory=dict)
 
@@ -236,6 +261,8 @@ class CogVideoConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if not isinstance(self.window, int) or self.window < 1:
             raise ValueError(f"window must be a positive int, got {self.window!r}")
+        if not isinstance(self.gate_scale, (int, float)) or not self.gate_scale > 0:
+            raise ValueError(f"gate_scale must be a positive number, got {self.gate_scale!r}")
 
     @property
     def base(self) -> CogViewConfig:

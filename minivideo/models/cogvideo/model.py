@@ -23,6 +23,7 @@ from minivideo.models.cogvideo.layout import (
     FRAME_STRIDES,
     CogVideoConfig,
     CogViewConfig,
+    cell_offsets,
     spatial_mask,
     temporal_mask,
 )
@@ -125,16 +126,24 @@ def _init_weights(module: nn.Module) -> None:
 class TemporalChannel(nn.Module):
     """Pre-norm multi-head attention across frames: the trainable half of a dual-channel layer."""
 
-    def __init__(self, block: Block) -> None:
+    def __init__(self, block: Block, grid: int | None = None) -> None:
         super().__init__()
         # Start from a copy of the frozen spatial attention: it already reads this model's
         # features, so the new channel only has to learn where (in time) to look.
         self.norm = copy.deepcopy(block.norm_attn)
         self.attn = copy.deepcopy(block.attn)
+        # optional relative (row, column) bias per head, 0 at first: exactly the copy at step 0
+        self.bias = None if grid is None else nn.Parameter(
+            torch.zeros(block.attn.num_heads, (2 * grid - 1) ** 2))
         self.requires_grad_(True)  # the copies must learn even if the original is frozen
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache=None) -> torch.Tensor:
-        """(b n c) -> (b n c)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache=None,
+                offsets: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """(b n c) -> (b n c); offsets = `cell_offsets` rows of the new tokens, if biased."""
+        if self.bias is not None:
+            index, defined = offsets
+            bias = torch.where(defined, self.bias[:, index], 0.0)  # (heads, n, m)
+            mask = bias.masked_fill(~mask, -math.inf)
         return self.attn(self.norm(x), mask=mask, cache=cache)
 
 
@@ -158,7 +167,8 @@ class CogVideo(FromConfig, nn.Module):
             raise ValueError("base does not match config.cogview")
         self.base.requires_grad_(False)  # frozen: only the new parts below learn
         c, layers = base_config.n_embd, base_config.n_layer
-        self.temporal = nn.ModuleList([TemporalChannel(b) for b in self.base.blocks])
+        grid = base_config.grid if config.relative_bias else None
+        self.temporal = nn.ModuleList([TemporalChannel(b, grid) for b in self.base.blocks])
         self.gate = nn.Parameter(torch.zeros(layers, c))  # α = 0: exactly CogView at step 0
         self.time_emb = nn.Embedding(len(config.frame_times), c)
         nn.init.zeros_(self.time_emb.weight)  # no time signal until it is learned
@@ -175,13 +185,17 @@ class CogVideo(FromConfig, nn.Module):
                                 for s in shifts])
         self.register_buffer("temporal_masks", temporal, persistent=False)
         self.register_buffer("frame_time", torch.tensor(times), persistent=False)
+        index, defined = cell_offsets(text_len, len(times), frame_len, base_config.grid)
+        self.register_buffer("cell_index", index, persistent=False)
+        self.register_buffer("cell_defined", defined, persistent=False)
 
     @classmethod
     def from_cogview(cls, base: CogView, stage: str, window: int = 2,
-                     base_name: str = "cogview") -> CogVideo:
-        """A fresh stage around a (pretrained) CogView, which is frozen in place."""
+                     base_name: str = "cogview", **options) -> CogVideo:
+        """A fresh stage around a (pretrained) CogView, which is frozen in place; options are
+        CogVideoConfig's (relative_bias, gate_scale)."""
         config = CogVideoConfig(cogview=asdict(base.config), stage=stage, window=window,
-                                base_name=base_name)
+                                base_name=base_name, **options)
         return cls(config, base)
 
     def train(self, mode: bool = True) -> CogVideo:
@@ -189,6 +203,11 @@ class CogVideo(FromConfig, nn.Module):
         super().train(mode)
         self.base.eval()
         return self
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The mixing gate α (layers, c) = gate_scale · the learned parameter."""
+        return self.config.gate_scale * self.gate
 
     def new_cache(self) -> DualCache:
         """An empty KV cache: one spatial and one temporal cache per layer."""
@@ -223,11 +242,13 @@ class CogVideo(FromConfig, nn.Module):
         x = self.embed(idx, start)
         rows, cols = slice(start, start + n), slice(0, start + n)
         spatial = self.spatial_mask[rows, cols]
+        offsets = (self.cell_index[rows, cols], self.cell_defined[rows, cols])
+        scale = self.config.gate_scale
         for i, (block, temporal) in enumerate(zip(self.base.blocks, self.temporal, strict=True)):
             spatial_cache, temporal_cache = cache.layers[i] if cache is not None else (None, None)
             s = block.attn(block.norm_attn(x), mask=spatial, cache=spatial_cache)
-            t = temporal(x, self.temporal_masks[i % 2][rows, cols], temporal_cache)
-            x = x + s + self.gate[i] * (t - s)  # α = 0: the frozen model's own update
+            t = temporal(x, self.temporal_masks[i % 2][rows, cols], temporal_cache, offsets)
+            x = x + s + scale * self.gate[i] * (t - s)  # α = 0: the frozen model's own update
             x = x + block.mlp(block.norm_mlp(x))
         logits = self.base.head(self.base.norm(x))
         return logits, _code_loss(logits, targets)

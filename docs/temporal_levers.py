@@ -1,0 +1,229 @@
+"""Why CogVideo-mini's key frames do not move as told: the temporal-channel levers, measured.
+
+The shipped key-frame stage reads its caption's digits but not its directions: later key frames
+cost as many bits as the first, and turning the caption's directions around costs ~0.002 bits
+per code. This script trains the key-frame stage with one lever changed at a time, for the same
+CPU minutes on fresh clips, and measures what each buys (64 clips of test digits):
+
+* ``baseline``: the shipped recipe (frozen CogView, attention-only temporal channel, α = 0);
+* ``gate10``: the gate opens 10× faster (``CogVideoConfig.gate_scale``);
+* ``relbias``: and a learned (row, column) bias on the temporal logits, so "the same cell in the
+  last frame" is one parameter (``CogVideoConfig.relative_bias``);
+* ``unfrozen``: relbias, with the pretrained CogView channel trained along (not frozen);
+* ``mlp``: relbias, plus a trainable feed-forward channel per layer beside the frozen one,
+  copied from it and mixed by its own zero gate (the frozen MLP cannot learn new features);
+* ``relkeys``: relbias, plus a learned key per (row, column) offset that the *query* scores
+  (relative position representations, Shaw et al. 2018): which offset to read can then depend
+  on what the query knows, such as the direction its digit was told to move;
+* ``static-baseline``, ``static-relbias``: the diagnostic: windows of *one* frame repeated five
+  times. A channel that can copy makes frames 2-5 nearly free; how fast it gets there says how
+  fast the channel learns to read the previous frame at all.
+
+    python docs/temporal_levers.py train baseline --minutes 12 --out runs/levers/baseline.pt
+    (the same for each variant; two at a time, one thread each)
+    python docs/temporal_levers.py evaluate runs/levers/baseline.pt runs/levers/gate10.pt \
+        runs/levers/relbias.pt runs/levers/unfrozen.pt runs/levers/mlp.pt \
+        runs/levers/relkeys.pt runs/levers/static-baseline.pt runs/levers/static-relbias.pt \
+        --out docs/figures/temporal_levers.json
+
+The best copier (relbias) for the shipped stage's 40 minutes, against the shipped stage's own
+curve (`docs/figures/cogvideo_curve.json`):
+
+    python docs/temporal_levers.py train relbias --minutes 40 --keep-every 1000 \
+        --out runs/levers/relbias40.pt
+    python docs/temporal_levers.py evaluate runs/levers/relbias40-step00{1,2,3,4}000.pt \
+        runs/levers/relbias40.pt --out docs/figures/temporal_levers_relbias40.json
+
+Figures per run: bits per code of the first key frame and of the next four, the direction bits
+(the same later frames under the caption's directions turned around, minus under the true
+ones), and for the static runs the later frames' bits when all five frames are one frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+from einops import rearrange, repeat
+from torch import nn
+
+from minivideo.attention import scaled_dot_product_attention
+from minivideo.checkpoints import build_model_from_checkpoint, load_checkpoint
+from minivideo.metrics.cogvideo_quality import (
+    _stage_pairs,
+    bits_per_code,
+    evaluate_keyframes,
+    test_clips,
+)
+from minivideo.models.cogvideo import recipe
+from minivideo.models.cogvideo.model import CogVideo, TemporalChannel, _code_loss
+
+RELBIAS = {"relative_bias": True, "gate_scale": 10.0}
+VARIANTS = {
+    "baseline": {},
+    "gate10": {"gate_scale": 10.0},
+    "relbias": RELBIAS,
+    "unfrozen": RELBIAS,
+    "mlp": RELBIAS,
+    "relkeys": RELBIAS,
+    "static-baseline": {},
+    "static-relbias": RELBIAS,
+}
+
+
+class TemporalMLP(CogVideo):
+    """The `mlp` lever: beside each frozen feed-forward layer, a trainable copy of it, mixed by
+    its own gate β (0 at first, so the model starts as the shipped architecture)."""
+
+    def __init__(self, config, base=None) -> None:
+        super().__init__(config, base)
+        self.mlp_norm = nn.ModuleList([copy.deepcopy(b.norm_mlp) for b in self.base.blocks])
+        self.mlp = nn.ModuleList([copy.deepcopy(b.mlp) for b in self.base.blocks])
+        self.mlp_norm.requires_grad_(True)
+        self.mlp.requires_grad_(True)
+        self.mlp_gate = nn.Parameter(torch.zeros_like(self.gate))
+
+    def forward(self, idx, targets=None, *, mask=None, context=None, cache=None):
+        start = len(cache) if cache is not None else 0
+        n = idx.shape[1]
+        x = self.embed(idx, start)
+        rows, cols = slice(start, start + n), slice(0, start + n)
+        spatial = self.spatial_mask[rows, cols]
+        offsets = (self.cell_index[rows, cols], self.cell_defined[rows, cols])
+        scale = self.config.gate_scale
+        for i, (block, temporal) in enumerate(zip(self.base.blocks, self.temporal, strict=True)):
+            spatial_cache, temporal_cache = cache.layers[i] if cache is not None else (None, None)
+            s = block.attn(block.norm_attn(x), mask=spatial, cache=spatial_cache)
+            t = temporal(x, self.temporal_masks[i % 2][rows, cols], temporal_cache, offsets)
+            x = x + s + scale * self.gate[i] * (t - s)
+            frozen = block.mlp(block.norm_mlp(x))
+            new = self.mlp[i](self.mlp_norm[i](x))
+            x = x + frozen + scale * self.mlp_gate[i] * (new - frozen)
+        logits = self.base.head(self.base.norm(x))
+        return logits, _code_loss(logits, targets)
+
+
+class RelativeKeyChannel(TemporalChannel):
+    """The `relkeys` lever's temporal channel: logits q·k + q·r[offset] + bias[offset]."""
+
+    def __init__(self, block, grid: int) -> None:
+        super().__init__(block, grid)
+        heads = block.attn.num_heads
+        self.rel = nn.Parameter(torch.zeros(heads, (2 * grid - 1) ** 2, block.attn.dim // heads))
+
+    def forward(self, x, mask, cache=None, offsets=None):
+        attn, heads = self.attn, self.attn.num_heads
+        h = self.norm(x)
+        q = rearrange(attn.q_proj(h), "b n (h d) -> b h n d", h=heads)
+        k = rearrange(attn.k_proj(h), "b n (h d) -> b h n d", h=heads)
+        v = rearrange(attn.v_proj(h), "b n (h d) -> b h n d", h=heads)
+        if cache is not None:
+            k, v = cache.append(k, v)
+        index, defined = offsets  # (n, m)
+        scored = torch.einsum("bhnd,hod->bhno", q, self.rel) / q.shape[-1] ** 0.5
+        by_key = scored.gather(-1, repeat(index, "n m -> b h n m", b=q.shape[0], h=heads))
+        bias = torch.where(defined, by_key + self.bias[:, index], 0.0)
+        out = scaled_dot_product_attention(q, k, v, mask=bias.masked_fill(~mask, -math.inf))
+        return attn.out_proj(rearrange(out, "b h n d -> b n (h d)"))
+
+
+class RelativeKeys(CogVideo):
+    """The `relkeys` lever: every temporal channel a `RelativeKeyChannel`."""
+
+    def __init__(self, config, base=None) -> None:
+        super().__init__(config, base)
+        grid = self.base.config.grid
+        self.temporal = nn.ModuleList([RelativeKeyChannel(b, grid) for b in self.base.blocks])
+
+
+def build(variant: str):
+    def build_model(preset: str) -> CogVideo:
+        base = recipe._base(preset)
+        model = CogVideo.from_cogview(base, "keyframes", **VARIANTS[variant])
+        if variant == "unfrozen":
+            model.base.requires_grad_(True)
+        if variant == "mlp":
+            model = TemporalMLP(model.config, base)
+        if variant == "relkeys":
+            model = RelativeKeys(model.config, base)
+        return recipe._holding_out(model)
+
+    return build_model
+
+
+def train(variant: str, minutes: float, out: str, threads: int, keep_every: int = 0) -> int:
+    """`train cogvideo-keyframes --config small` with the variant's model (and windows)."""
+    if variant.startswith("static-"):  # every window: one frame, five times
+        recipe.window_frames = lambda config, stride, first: [first] * len(config.frame_times)
+    object.__setattr__(recipe.KEYFRAMES, "build_model", build(variant))
+    from minivideo.__main__ import main
+
+    return main(["train", "cogvideo-keyframes", "--config", "small", "--minutes", str(minutes),
+                 "--steps", "100000", "--bf16", "--threads", str(threads), "--save-every", "500",
+                 "--no-eval", "--out", out,
+                 *(["--keep-every", str(keep_every)] if keep_every else [])])
+
+
+def load(path: Path) -> CogVideo:
+    payload = load_checkpoint(path)
+    lever = {":TemporalMLP": TemporalMLP, ":RelativeKeys": RelativeKeys}
+    cls = next((c for end, c in lever.items() if payload["model_class"].endswith(end)), None)
+    if cls is not None:
+        model = cls.from_config(payload["model_config"])
+        model.load_state_dict(payload["model"])
+        return model.eval()
+    return build_model_from_checkpoint(path).eval()
+
+
+def figures(path: Path, num_clips: int) -> dict:
+    payload = load_checkpoint(path)
+    model = load(path)
+    out = {"checkpoint": str(path), "steps": payload["step"],
+           "train_minutes": round(payload["seconds"] / 60, 1)}
+    keys = ("test_bits_per_code", "first_keyframe_bits_per_code", "later_keyframes_bits_per_code",
+            "direction_bits_saved_per_code", "caption_bits_saved_per_code", "gate_mean_abs")
+    moving = evaluate_keyframes(model, num_clips)
+    out.update({k: moving[k] for k in keys})
+    # the copy diagnostic: the same clips with frame 0 repeated in place of every frame
+    clips = test_clips(model, num_clips)
+    static = dataclasses.replace(clips, codes=clips.codes[:, :1].expand_as(clips.codes))
+    out["static_later_bits_per_code"] = round(bits_per_code(
+        model, _stage_pairs(model, static, 4, False, skip_frames=1)), 4)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("train", help="train one variant of the key-frame stage")
+    run.add_argument("variant", choices=list(VARIANTS))
+    run.add_argument("--minutes", type=float, default=12.0)
+    run.add_argument("--threads", type=int, default=1)
+    run.add_argument("--out", required=True)
+    run.add_argument("--keep-every", type=int, default=0, help="keep a snapshot every N steps")
+    measure = commands.add_parser("evaluate", help="figures of trained variants, as JSON")
+    measure.add_argument("checkpoints", nargs="+", type=Path)
+    measure.add_argument("--clips", type=int, default=64)
+    measure.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        return train(args.variant, args.minutes, args.out, args.threads, args.keep_every)
+    torch.set_num_threads(1)
+    rows = []
+    for path in args.checkpoints:
+        rows.append(figures(path, args.clips))
+        print(json.dumps(rows[-1]), flush=True)
+    command = "python docs/temporal_levers.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
