@@ -45,7 +45,6 @@ import argparse
 import copy
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -62,7 +61,7 @@ from minivideo.metrics.cogvideo_quality import (
     test_clips,
 )
 from minivideo.models.cogvideo import recipe
-from minivideo.models.cogvideo.model import CogVideo, TemporalChannel, _code_loss
+from minivideo.models.cogvideo.model import CogVideo, TemporalChannel
 
 RELBIAS = {"relative_bias": True, "gate_scale": 10.0}
 VARIANTS = {
@@ -89,24 +88,10 @@ class TemporalMLP(CogVideo):
         self.mlp.requires_grad_(True)
         self.mlp_gate = nn.Parameter(torch.zeros_like(self.gate))
 
-    def forward(self, idx, targets=None, *, mask=None, context=None, cache=None):
-        start = len(cache) if cache is not None else 0
-        n = idx.shape[1]
-        x = self.embed(idx, start)
-        rows, cols = slice(start, start + n), slice(0, start + n)
-        spatial = self.spatial_mask[rows, cols]
-        offsets = (self.cell_index[rows, cols], self.cell_defined[rows, cols])
-        scale = self.config.gate_scale
-        for i, (block, temporal) in enumerate(zip(self.base.blocks, self.temporal, strict=True)):
-            spatial_cache, temporal_cache = cache.layers[i] if cache is not None else (None, None)
-            s = block.attn(block.norm_attn(x), mask=spatial, cache=spatial_cache)
-            t = temporal(x, self.temporal_masks[i % 2][rows, cols], temporal_cache, offsets)
-            x = x + s + scale * self.gate[i] * (t - s)
-            frozen = block.mlp(block.norm_mlp(x))
-            new = self.mlp[i](self.mlp_norm[i](x))
-            x = x + frozen + scale * self.mlp_gate[i] * (new - frozen)
-        logits = self.base.head(self.base.norm(x))
-        return logits, _code_loss(logits, targets)
+    def feed_forward(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        frozen = super().feed_forward(i, x)
+        new = self.mlp[i](self.mlp_norm[i](x))
+        return frozen + self.config.gate_scale * self.mlp_gate[i] * (new - frozen)
 
 
 class RelativeKeyChannel(TemporalChannel):
@@ -125,11 +110,10 @@ class RelativeKeyChannel(TemporalChannel):
         v = rearrange(attn.v_proj(h), "b n (h d) -> b h n d", h=heads)
         if cache is not None:
             k, v = cache.append(k, v)
-        index, defined = offsets  # (n, m)
+        index = offsets[0]  # (n, m)
         scored = torch.einsum("bhnd,hod->bhno", q, self.rel) / q.shape[-1] ** 0.5
         by_key = scored.gather(-1, repeat(index, "n m -> b h n m", b=q.shape[0], h=heads))
-        bias = torch.where(defined, by_key + self.bias[:, index], 0.0)
-        out = scaled_dot_product_attention(q, k, v, mask=bias.masked_fill(~mask, -math.inf))
+        out = scaled_dot_product_attention(q, k, v, mask=self.logit_bias(mask, offsets, by_key))
         return attn.out_proj(rearrange(out, "b h n d -> b n (h d)"))
 
 

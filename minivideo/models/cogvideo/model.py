@@ -141,10 +141,16 @@ class TemporalChannel(nn.Module):
                 offsets: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """(b n c) -> (b n c); offsets = `cell_offsets` rows of the new tokens, if biased."""
         if self.bias is not None:
-            index, defined = offsets
-            bias = torch.where(defined, self.bias[:, index], 0.0)  # (heads, n, m)
-            mask = bias.masked_fill(~mask, -math.inf)
+            mask = self.logit_bias(mask, offsets)
         return self.attn(self.norm(x), mask=mask, cache=cache)
+
+    def logit_bias(self, mask: torch.Tensor, offsets: tuple[torch.Tensor, torch.Tensor],
+                   extra: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """The additive mask (heads or b heads, n, m): each pair's offset bias (plus `extra`)
+        where both tokens hold a cell, 0 elsewhere, -inf where the bool mask forbids."""
+        index, defined = offsets
+        bias = torch.where(defined, self.bias[:, index] + extra, 0.0)
+        return bias.masked_fill(~mask, -math.inf)
 
 
 class DualCache(GPTCache):
@@ -249,9 +255,15 @@ class CogVideo(FromConfig, nn.Module):
             s = block.attn(block.norm_attn(x), mask=spatial, cache=spatial_cache)
             t = temporal(x, self.temporal_masks[i % 2][rows, cols], temporal_cache, offsets)
             x = x + s + scale * self.gate[i] * (t - s)  # α = 0: the frozen model's own update
-            x = x + block.mlp(block.norm_mlp(x))
+            x = x + self.feed_forward(i, x)
         logits = self.base.head(self.base.norm(x))
         return logits, _code_loss(logits, targets)
+
+
+    def feed_forward(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Layer i's feed-forward update: CogView's frozen MLP (a variant may mix in its own)."""
+        block = self.base.blocks[i]
+        return block.mlp(block.norm_mlp(x))
 
 
 # --------------------------------------------------------------------------- training loss
