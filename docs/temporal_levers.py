@@ -60,7 +60,7 @@ from minivideo.metrics.cogvideo_quality import (
     evaluate_keyframes,
     test_clips,
 )
-from minivideo.models.cogvideo import recipe
+from minivideo.models.cogvideo import KEYFRAME_STRIDE, recipe
 from minivideo.models.cogvideo.model import CogVideo, TemporalChannel
 
 RELBIAS = {"relative_bias": True, "gate_scale": 10.0}
@@ -178,7 +178,7 @@ def figures(path: Path, num_clips: int) -> dict:
     clips = test_clips(model, num_clips)
     static = dataclasses.replace(clips, codes=clips.codes[:, :1].expand_as(clips.codes))
     out["static_later_bits_per_code"] = round(bits_per_code(
-        model, _stage_pairs(model, static, 4, False, skip_frames=1)), 4)
+        model, _stage_pairs(model, static, KEYFRAME_STRIDE, False, skip_frames=1)), 4)
     return out
 
 

@@ -30,6 +30,7 @@ from minivideo.metrics.judge import MIN_FRAMES, reads_digit_sets
 from minivideo.models.cogvideo import (
     CLIP_FRAMES,
     KEYFRAME_STRIDE,
+    NUM_KEYFRAMES,
     UNTRAINED_TINY,
     CogVideo,
     CogView,
@@ -160,7 +161,8 @@ def evaluate_keyframes(model: nn.Module, num_clips: int = 64) -> dict[str, float
         return bits_per_code(model, _stage_pairs(model, clips, KEYFRAME_STRIDE, False,
                                                  reverse=reverse, skip_frames=1))
     later_bits, reversed_bits = later(False), later(True)
-    first_bits = (5 * out["test_bits_per_code"] - 4 * later_bits)  # scored codes: 5 equal frames
+    k = NUM_KEYFRAMES  # every key frame scores the same number of codes
+    first_bits = k * out["test_bits_per_code"] - (k - 1) * later_bits
     return {**out, "first_keyframe_bits_per_code": round(first_bits, 4),
             "later_keyframes_bits_per_code": round(later_bits, 4),
             "later_keyframes_bits_reversed_directions": round(reversed_bits, 4),
