@@ -19,12 +19,64 @@ CPU minutes on fresh clips, and measures what each buys (64 clips of test digits
   times. A channel that can copy makes frames 2-5 nearly free; how fast it gets there says how
   fast the channel learns to read the previous frame at all.
 
+Then three levers aimed at what the first round found (each with relbias's options):
+
+* ``compass``: clips whose digits move along the 8 compass words at 4 px per frame on a 4-px
+  lattice (``CogVideoConfig.motion="compass"``), so key frames are whole 8-px cells apart and a
+  moved digit keeps its codes (46% of inked codes copyable against 1.3%:
+  ``python benchmarks/copyable_codes.py``); ``compass-unaligned`` is its control, the same
+  directions at the paper's 3.6 px;
+* ``words``, ``compass-words``: a learned correction to each caption word's embedding
+  (``word_embeddings=True``): the frozen CogView never saw "moves", "left", "right", "up" or
+  "down", and their embeddings are untrained (norm 0.17 against 1.4 for the words it learned);
+* ``offsets``, ``compass-offsets``: a learned offset bias per compass word the caption names and
+  frame rate (``caption_offsets=True``): the caption says where in the last frame to look;
+  ``offsets10``, ``compass-offsets10``: the same with those biases moving 10× faster
+  (``bias_scale=10``);
+* ``compass2-offsets10``: compass clips at 2 px per frame (one cell per key frame, fewer walls
+  between key frames) with the fast caption offsets; ``compass2``: the same clips without them.
+
     python docs/temporal_levers.py train baseline --minutes 12 --out runs/levers/baseline.pt
     (the same for each variant; two at a time, one thread each)
     python docs/temporal_levers.py evaluate runs/levers/baseline.pt runs/levers/gate10.pt \
         runs/levers/relbias.pt runs/levers/unfrozen.pt runs/levers/mlp.pt \
         runs/levers/relkeys.pt runs/levers/static-baseline.pt runs/levers/static-relbias.pt \
         --out docs/figures/temporal_levers.json
+
+The second round, 10 minutes each, measured on test clips that move as each run's training
+clips did:
+
+    python docs/temporal_levers.py train compass --minutes 10 --out runs/levers/compass.pt
+    (the same for compass-unaligned, words, compass-words, offsets, compass-offsets, offsets10
+    and compass-offsets10)
+    python docs/temporal_levers.py evaluate runs/levers/{compass,compass-unaligned,words}.pt \
+        runs/levers/{compass-words,offsets,compass-offsets,offsets10,compass-offsets10}.pt \
+        --out docs/figures/temporal_levers_round2.json
+
+    python docs/temporal_levers.py train compass2-offsets10 --minutes 10 \
+        --out runs/levers/compass2-offsets10.pt   (and compass2)
+    python docs/temporal_levers.py evaluate runs/levers/compass2-offsets10.pt \
+        runs/levers/compass2.pt --out docs/figures/temporal_levers_compass2.json
+
+The promising one for 40 minutes, with an interpolation stage trained beside it on the same
+clips (24 minutes, the other core), and the whole hierarchy read by the judge:
+
+    python docs/temporal_levers.py train compass2-offsets10 --minutes 40 --keep-every 1000 \
+        --out runs/levers/compass2-offsets10-40.pt
+    python docs/temporal_levers.py train compass2-offsets10 --stage interp --minutes 24 \
+        --out runs/levers/compass2-offsets10-interp.pt
+    python docs/temporal_levers.py evaluate runs/levers/compass2-offsets10-40-step00{1,2,3}000.pt \
+        runs/levers/compass2-offsets10-40.pt --out docs/figures/temporal_levers_compass2_40.json
+    python docs/temporal_levers.py judge runs/levers/compass2-offsets10-40.pt \
+        runs/levers/compass2-offsets10.pt --interp runs/levers/compass2-offsets10-interp.pt \
+        --out docs/figures/temporal_levers_judge.json
+
+    python docs/temporal_levers.py judge runs/levers/compass2-offsets10.pt \
+        --out docs/figures/temporal_levers_judge_shipped_interp.json
+
+``judge`` makes whole clips from prompts of test clips with the key-frame stage and an
+interpolation stage (default: the shipped one), and gives the judge's reads beside its reads of
+the real clips (decoded from their codes): the ceiling.
 
 The best copier (relbias) for the shipped stage's 40 minutes, against the shipped stage's own
 curve (`docs/figures/cogvideo_curve.json`):
@@ -53,15 +105,16 @@ from einops import rearrange, repeat
 from torch import nn
 
 from minivideo.attention import scaled_dot_product_attention
-from minivideo.checkpoints import build_model_from_checkpoint, load_checkpoint
+from minivideo.checkpoints import load_checkpoint
 from minivideo.metrics.cogvideo_quality import (
     _stage_pairs,
     bits_per_code,
     evaluate_keyframes,
     test_clips,
 )
-from minivideo.models.cogvideo import KEYFRAME_STRIDE, recipe
+from minivideo.models.cogvideo import KEYFRAME_STRIDE, recipe, tokenizer_of
 from minivideo.models.cogvideo.model import CogVideo, TemporalChannel
+from minivideo.utils import to_uint8
 
 RELBIAS = {"relative_bias": True, "gate_scale": 10.0}
 VARIANTS = {
@@ -73,7 +126,26 @@ VARIANTS = {
     "relkeys": RELBIAS,
     "static-baseline": {},
     "static-relbias": RELBIAS,
+    "compass": {**RELBIAS, "motion": "compass"},
+    "compass-baseline": {"motion": "compass"},
+    "compass-unaligned": {**RELBIAS, "motion": "compass", "compass_step_px": 3.6},
+    "compass-relkeys": {**RELBIAS, "motion": "compass"},
+    "words": {**RELBIAS, "word_embeddings": True},
+    "compass-words": {**RELBIAS, "word_embeddings": True, "motion": "compass"},
+    "offsets": {**RELBIAS, "caption_offsets": True},
+    "compass-offsets": {**RELBIAS, "caption_offsets": True, "motion": "compass"},
+    "offsets10": {**RELBIAS, "caption_offsets": True, "bias_scale": 10.0},
+    "compass-offsets10": {**RELBIAS, "caption_offsets": True, "bias_scale": 10.0,
+                          "motion": "compass"},
+    "compass2-offsets10": {**RELBIAS, "caption_offsets": True, "bias_scale": 10.0,
+                           "motion": "compass", "compass_step_px": 2},
+    "compass2": {**RELBIAS, "motion": "compass", "compass_step_px": 2},
 }
+# Compass steps other than 4 px: `compass-unaligned` is the control of `compass`, the same 8
+# directions at the paper's 3.6 px (key frames 14.4 px apart, not whole cells);
+# `compass2-offsets10` moves 2 px a frame, one cell a key frame, so fewer walls between key frames
+# (`compass2`: the same clips without the caption's offsets).
+CLIP_OPTIONS = ("motion", "compass_step_px")
 
 
 class TemporalMLP(CogVideo):
@@ -126,29 +198,34 @@ class RelativeKeys(CogVideo):
         self.temporal = nn.ModuleList([RelativeKeyChannel(b, grid) for b in self.base.blocks])
 
 
-def build(variant: str):
+def build(variant: str, stage: str = "keyframes"):
     def build_model(preset: str) -> CogVideo:
         base = recipe._base(preset)
-        model = CogVideo.from_cogview(base, "keyframes", **VARIANTS[variant])
+        model = CogVideo.from_cogview(base, stage, **VARIANTS[variant])
         if variant == "unfrozen":
             model.base.requires_grad_(True)
         if variant == "mlp":
             model = TemporalMLP(model.config, base)
-        if variant == "relkeys":
+        if variant in ("relkeys", "compass-relkeys"):
             model = RelativeKeys(model.config, base)
         return recipe._holding_out(model)
 
     return build_model
 
 
-def train(variant: str, minutes: float, out: str, threads: int, keep_every: int = 0) -> int:
-    """`train cogvideo-keyframes --config small` with the variant's model (and windows)."""
+def train(variant: str, minutes: float, out: str, threads: int, keep_every: int = 0,
+          stage: str = "keyframes") -> int:
+    """`train cogvideo-keyframes --config small` (or `cogvideo-interp`) with the variant's model
+    (and windows)."""
     if variant.startswith("static-"):  # every window: one frame, five times
         recipe.window_frames = lambda config, stride, first: [first] * len(config.frame_times)
-    object.__setattr__(recipe.KEYFRAMES, "build_model", build(variant))
+    recipe.CLIPS = {k: v for k, v in VARIANTS[variant].items() if k in CLIP_OPTIONS}
+    target = recipe.KEYFRAMES if stage == "keyframes" else recipe.INTERPOLATION
+    object.__setattr__(target, "build_model", build(variant, stage))
     from minivideo.__main__ import main
 
-    return main(["train", "cogvideo-keyframes", "--config", "small", "--minutes", str(minutes),
+    name = "cogvideo-keyframes" if stage == "keyframes" else "cogvideo-interp"
+    return main(["train", name, "--config", "small", "--minutes", str(minutes),
                  "--steps", "100000", "--bf16", "--threads", str(threads), "--save-every", "500",
                  "--no-eval", "--out", out,
                  *(["--keep-every", str(keep_every)] if keep_every else [])])
@@ -156,13 +233,15 @@ def train(variant: str, minutes: float, out: str, threads: int, keep_every: int 
 
 def load(path: Path) -> CogVideo:
     payload = load_checkpoint(path)
+    config = dict(payload["model_config"])
+    # the first compass runs kept their step in `extra`, before it was a config field
+    if "compass_step_px" in config.get("extra", {}):
+        config["compass_step_px"] = config["extra"]["compass_step_px"]
     lever = {":TemporalMLP": TemporalMLP, ":RelativeKeys": RelativeKeys}
-    cls = next((c for end, c in lever.items() if payload["model_class"].endswith(end)), None)
-    if cls is not None:
-        model = cls.from_config(payload["model_config"])
-        model.load_state_dict(payload["model"])
-        return model.eval()
-    return build_model_from_checkpoint(path).eval()
+    cls = next((c for end, c in lever.items() if payload["model_class"].endswith(end)), CogVideo)
+    model = cls.from_config(config)
+    model.load_state_dict(payload["model"])
+    return model.eval()
 
 
 def figures(path: Path, num_clips: int) -> dict:
@@ -182,6 +261,26 @@ def figures(path: Path, num_clips: int) -> dict:
     return out
 
 
+def judged(path: Path, num_prompts: int, guidance: float, interp: Path | None = None) -> dict:
+    """Text → video with this key-frame stage and the shipped interpolation stage, on prompts of
+    test clips that move as the stage's training clips did, read by the judge; and the judge on
+    those real clips (decoded from their codes), the ceiling."""
+    from minivideo.metrics.captions import caption_accuracy
+    from minivideo.metrics.cogvideo_quality import _clip_caption, evaluate_text_to_video
+    from minivideo.pretrained import pretrained
+
+    middles = pretrained("cogvideo-interp") if interp is None else load(interp)
+    model, judge = load(path), pretrained("judge")  # load(path) last: its compass step is used
+    out = {"checkpoint": str(path), "interp": str(interp or "shipped"), **evaluate_text_to_video(
+        model, middles, judge, num_prompts, guidance=guidance)}
+    clips = test_clips(model, num_prompts)
+    real = tokenizer_of(model).decode(clips.codes.long())
+    captions = [_clip_caption(clips, i) for i in range(num_prompts)]
+    ceiling = caption_accuracy(judge, torch.from_numpy(to_uint8(real)), captions)
+    out.update({f"real_clips_caption_{k}": round(v, 4) for k, v in ceiling.items()})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -191,17 +290,27 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--threads", type=int, default=1)
     run.add_argument("--out", required=True)
     run.add_argument("--keep-every", type=int, default=0, help="keep a snapshot every N steps")
+    run.add_argument("--stage", choices=["keyframes", "interp"], default="keyframes")
     measure = commands.add_parser("evaluate", help="figures of trained variants, as JSON")
     measure.add_argument("checkpoints", nargs="+", type=Path)
     measure.add_argument("--clips", type=int, default=64)
     measure.add_argument("--out", type=Path, required=True)
+    read = commands.add_parser("judge", help="text → video with the shipped interpolation "
+                               "stage, read by the judge, as JSON")
+    read.add_argument("checkpoints", nargs="+", type=Path)
+    read.add_argument("--prompts", type=int, default=32)
+    read.add_argument("--guidance", type=float, default=3.0)
+    read.add_argument("--interp", type=Path, help="an interpolation stage (default: shipped)")
+    read.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "train":
-        return train(args.variant, args.minutes, args.out, args.threads, args.keep_every)
+        return train(args.variant, args.minutes, args.out, args.threads, args.keep_every,
+                     args.stage)
     torch.set_num_threads(1)
     rows = []
     for path in args.checkpoints:
-        rows.append(figures(path, args.clips))
+        rows.append(judged(path, args.prompts, args.guidance, args.interp)
+                    if args.command == "judge" else figures(path, args.clips))
         print(json.dumps(rows[-1]), flush=True)
     command = "python docs/temporal_levers.py " + " ".join(sys.argv[1:] if argv is None else argv)
     args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")

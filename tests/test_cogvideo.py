@@ -12,9 +12,12 @@ from minivideo.__main__ import main as cli_main
 from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint
 from minivideo.data import MovingMNISTConfig, captions_for, generate_clips, load_digits
 from minivideo.data.captions import CaptionTokenizer
+from minivideo.data.moving_mnist import COMPASS
 from minivideo.masks import local_window_mask
 from minivideo.metrics.cogvideo_quality import evaluate_text_to_video
+from minivideo.metrics.cogvideo_quality import test_clips as stage_test_clips
 from minivideo.models.cogvideo import (
+    FRAME_STRIDES,
     HELD_OUT_PAIRS,
     CogVideo,
     CogView,
@@ -23,6 +26,7 @@ from minivideo.models.cogvideo import (
     VideoDataset,
     cell_offsets,
     check_stride,
+    clip_config,
     cogview_sequence,
     encode_clips,
     encode_prompt,
@@ -162,9 +166,76 @@ def test_cell_offsets_put_the_previous_frames_same_cell_at_zero():
 def test_bad_stage_options_raise_clear_errors():
     with pytest.raises(ValueError, match="gate_scale must be a positive number"):
         CogVideo.from_cogview(tiny_cogview(), "keyframes", gate_scale=0)
+    with pytest.raises(ValueError, match="bias_scale must be a positive number"):
+        CogVideo.from_cogview(tiny_cogview(), "keyframes", bias_scale=-1.0)
+    with pytest.raises(ValueError, match="motion must be one of"):
+        CogVideo.from_cogview(tiny_cogview(), "keyframes", motion="diagonal")
+    with pytest.raises(ValueError, match="caption_offsets needs relative_bias"):
+        CogVideo.from_cogview(tiny_cogview(), "keyframes", caption_offsets=True)
 
 
-@pytest.mark.parametrize("options", [{}, {"relative_bias": True, "gate_scale": 10.0}])
+def test_caption_offsets_add_the_tables_of_the_named_directions_at_the_frame_rate():
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", relative_bias=True,
+                                  caption_offsets=True, bias_scale=2.0)
+    with torch.no_grad():
+        model.motion_bias.normal_()
+    ids = torch.stack([encode_prompt("digit 3 moves left and digit 7 moves up then down"),
+                       encode_prompt("digit 3 moves right")])
+    sequence = video_sequence(model.config, ids, 4, torch.randint(0, K, (2, 5, 8, 8)))
+    tables = model.caption_motion(sequence)  # (layers, b, heads, offsets)
+    table, rate = 2.0 * model.motion_bias, FRAME_STRIDES.index(4)  # bias_scale · parameter
+    named = table[:, rate, COMPASS.index("left")] + table[:, rate, COMPASS.index("up")] + \
+        table[:, rate, COMPASS.index("down")]
+    assert torch.allclose(tables[:, 0], named, atol=1e-5)
+    assert torch.allclose(tables[:, 1], table[:, rate, COMPASS.index("right")], atol=1e-6)
+    # the caption-free branch of guidance (all pads) gets no motion
+    blank = video_sequence(model.config, torch.zeros_like(ids), 4, torch.zeros(2, 5, 8, 8).long())
+    assert not model.caption_motion(blank).any()
+
+
+def test_word_embeddings_correct_only_the_caption_words():
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", word_embeddings=True)
+    plain = CogVideo.from_cogview(tiny_cogview(), "keyframes")
+    sequence = video_sequence(model.config, captions(), 4, torch.randint(0, K, (2, 5, 8, 8)))
+    with torch.no_grad():
+        model.word_emb.weight.normal_()
+        changed = (model.embed(sequence, 0) - plain.embed(sequence, 0)).abs().sum(-1) > 0
+    text_len = model.config.base.text_len
+    assert changed[:, :text_len].all() and not changed[:, text_len:].any()
+    # and each word's own correction: "left" and "right" are now told apart by it
+    words = sequence[:, :text_len] - model.config.base.num_codes
+    got = model.embed(sequence, 0)[:, :text_len] - plain.embed(sequence, 0)[:, :text_len]
+    assert torch.allclose(got, model.word_emb.weight[words].detach(), atol=1e-6)
+
+
+@pytest.mark.parametrize("step", [4, 2])
+def test_compass_stage_trains_and_is_measured_on_compass_clips(step):
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", motion="compass",
+                                  compass_step_px=step)
+    cells = {s * 8 for s in range(-step // 2, step // 2 + 1)}  # whole cells per key frame
+    data = FreshWindows(model.config, seed=0, stride=4)
+    for index in range(4):  # every training clip moves its digits by whole cells per key frame
+        item, clip = data[index], data.clip(index)
+        assert clip.config == clip_config("compass", step_px=step) == model.config.clips
+        moved = np.diff(clip.trajectories.positions[0, ::4], axis=0)  # (4, k, 2)
+        walls = np.stack([clip.trajectories.bounces[0, 4 * i + 1 : 4 * i + 5].any(0)
+                          for i in range(4)])  # (4, k): a wall inside the transition
+        assert set(np.unique(moved[~walls])) <= cells
+        if step == 4:  # on the 4-px lattice a wall turns p into 2L − p: still whole cells
+            assert set(np.unique(moved)) <= cells
+        assert item["frames"].shape == (5, 64, 64)
+    assert FreshWindows(CogVideo.from_cogview(tiny_cogview(), "keyframes").config).config == (
+        clip_config("any"))
+    # the stage's evaluation clips move as its training clips did, under their own cache key
+    compass, paper = stage_test_clips(model, 4), stage_test_clips(tiny_cogview(), 4)
+    assert set(np.unique(compass.positions[:, 4] - compass.positions[:, 0])) <= cells | {-4, 4}
+    assert not set(np.unique(paper.positions[:, 4] - paper.positions[:, 0])) <= cells | {-4, 4}
+    with pytest.raises(ValueError, match="step_length = 1/L"):  # 36 px is not 5-px steps
+        CogVideo.from_cogview(tiny_cogview(), "keyframes", motion="compass", compass_step_px=5)
+
+
+@pytest.mark.parametrize("options", [{}, {"relative_bias": True, "gate_scale": 10.0, "word_embeddings": True,
+                                     "caption_offsets": True}])
 def test_gate_at_init_reproduces_cogview_frame_by_frame(options):
     base = tiny_cogview()
     for stage, n_frames in (("keyframes", 5), ("interp", 3)):
@@ -186,7 +257,8 @@ def test_gate_at_init_reproduces_cogview_frame_by_frame(options):
     assert not torch.allclose(moved[:, 27:], logits[:, 27:], atol=1e-3)
 
 
-@pytest.mark.parametrize("options", [{}, {"relative_bias": True}])
+@pytest.mark.parametrize("options", [{}, {"relative_bias": True, "word_embeddings": True,
+                                     "caption_offsets": True}])
 def test_training_step_leaves_the_spatial_channel_unchanged(clips, options):
     model = CogVideo.from_cogview(tiny_cogview(), "keyframes", **options)
     frozen = {k: v.clone() for k, v in model.base.state_dict().items()}
@@ -200,17 +272,22 @@ def test_training_step_leaves_the_spatial_channel_unchanged(clips, options):
     changed = [k for k, v in model.named_parameters() if k in new and not torch.equal(v, new[k])]
     assert {"gate", "rate_emb.weight"} <= set(changed)
     assert any(k.startswith("temporal.") for k in changed)
-    biases = {f"temporal.{i}.bias" for i in range(len(model.temporal))}
+    biases = {f"temporal.{i}.bias" for i in range(len(model.temporal))} | {
+        "word_emb.weight", "motion_bias"}
     assert biases <= set(changed) if options else not biases & set(new)
 
 
-@pytest.mark.parametrize("options", [{}, {"relative_bias": True, "gate_scale": 10.0}])
+@pytest.mark.parametrize("options", [{}, {"relative_bias": True, "gate_scale": 10.0, "word_embeddings": True,
+                                     "caption_offsets": True}])
 def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path, options):
     model = CogVideo.from_cogview(tiny_cogview(), "interp", **options)
     with torch.no_grad():
         model.gate.normal_()
         for channel in model.temporal if options else ():
             channel.bias.normal_()
+        if options:
+            model.word_emb.weight.normal_()
+            model.motion_bias.normal_()
     path = save_checkpoint(tmp_path / "interp.pt", model=model)
     again = build_model_from_checkpoint(path)
     codes = torch.randint(0, K, (1, 3, 8, 8))
@@ -219,13 +296,17 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path, options):
 
 
 # --------------------------------------------------------------------------- hierarchy, guidance
-@pytest.mark.parametrize("options", [{}, {"relative_bias": True}])
+@pytest.mark.parametrize("options", [{}, {"relative_bias": True, "word_embeddings": True,
+                                     "caption_offsets": True}])
 def test_kv_cached_sampling_matches_full_recompute(options):
     model = CogVideo.from_cogview(tiny_cogview(), "keyframes", **options).eval()
     with torch.no_grad():
         model.gate.normal_(std=0.5)
         for channel in model.temporal if options else ():
             channel.bias.normal_()
+        if options:
+            model.word_emb.weight.normal_()
+            model.motion_bias.normal_()
     sequence = video_sequence(model.config, captions(1), 4, torch.randint(0, K, (1, 5, 8, 8)))
     full, _ = model(sequence)
     cache = model.new_cache()

@@ -1,11 +1,14 @@
 """The generator: physics of the paper, determinism, labels that agree with the pixels."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from minivideo.data.mnist import load_digits
 from minivideo.data.moving_mnist import (
     COMPASS,
+    KING_MOVES,
     MovingMNISTConfig,
     compass_direction,
     generate_clips,
@@ -123,6 +126,37 @@ def test_stochastic_variant_changes_direction_without_walls(digits):
     np.testing.assert_allclose(steps[~b.trajectories.bounces[:, 1:]], 3.6, atol=1e-9)
 
 
+def test_compass_directions_are_the_eight_kings_moves(digits):
+    config = MovingMNISTConfig(num_digits=1, directions="compass", step_length=4 / 36,
+                               bounce="mirror")
+    b = generate_clips(2000, digits, config, seed=3)
+    v = b.trajectories.velocities / 4  # in steps: every component -1, 0 or +1, never both 0
+    np.testing.assert_allclose(v, np.rint(v), atol=1e-9)
+    assert set(np.unique(np.rint(v))) == {-1.0, 0.0, 1.0} and (np.abs(v).sum(-1) > 0).all()
+    counts = np.bincount(b.trajectories.directions[:, 0, 0], minlength=8)
+    assert counts.min() > 200  # each of 8 directions near 250 of 2000
+    # the caption's word is exactly the motion: the king's move of its own compass index
+    free = ~b.trajectories.bounces[:, 1:, 0]
+    steps = np.diff(b.trajectories.positions[:, :, 0], axis=1) / 4
+    words = b.trajectories.directions[:, :-1, 0]
+    np.testing.assert_allclose(steps[free], KING_MOVES[words[free]], atol=1e-9)
+
+
+def test_compass_clips_move_whole_cells_between_key_frames(digits):
+    # on the 4-px lattice, 4 frames apart: whole 8-px cells, across walls too (2L − p)
+    config = MovingMNISTConfig(directions="compass", step_length=4 / 36, bounce="mirror")
+    b = generate_clips(300, digits, config, seed=4)
+    pos = b.trajectories.positions
+    np.testing.assert_array_equal(pos, np.rint(pos))  # exact integers, so floor never slips
+    assert set(np.unique(pos)) == set(range(0, 37, 4))
+    moved = pos[:, 4:] - pos[:, :-4]
+    assert set(np.unique(moved)) == {-16, -8, 0, 8, 16}  # ±8 and 0 only after a wall
+    assert b.trajectories.bounces.mean() > 0.05
+    # the control at the paper's 3.6 px is a lattice too, but its key frames leave the cells
+    unaligned = generate_clips(300, digits, dataclasses.replace(config, step_length=0.1), seed=4)
+    assert (np.diff(unaligned.trajectories.positions_int[:, ::4], axis=1) % 8 != 0).mean() > 0.5
+
+
 def test_one_and_three_digits_and_frames(digits):
     for k in (1, 3):
         b = generate_clips(4, digits, MovingMNISTConfig(num_digits=k, num_frames=7), seed=0)
@@ -133,6 +167,8 @@ def test_one_and_three_digits_and_frames(digits):
     ({"num_digits": 0}, "num_digits"), ({"num_digits": 4}, "num_digits"),
     ({"num_frames": 0}, "num_frames"), ({"digit_size": 64}, "digit_size"),
     ({"step_length": 0}, "step_length"), ({"bounce": "wrap"}, "bounce"),
+    ({"directions": "north"}, "directions"), ({"directions": "compass"}, "mirror"),
+    ({"directions": "compass", "bounce": "mirror", "step_length": 0.15}, "1/L"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -14,6 +14,13 @@ Two bounce rules: ``"clamp"`` (the paper's code: the coordinate is set to the wa
 position. With ``stochastic=True`` each digit draws a fresh direction with probability
 ``change_prob`` per frame (the stochastic variant of Denton & Fergus, 2018).
 
+``directions="compass"`` replaces the uniform angle by the 8 compass directions a caption names:
+each coordinate moves by −1, 0 or +1 step per frame (a king's move; diagonals are √2 faster), on
+a lattice of whole steps (p₀ on it too, ``bounce="mirror"``, exact in integers). With a step of
+4 px, key frames 4 apart differ by whole 8-px cells, walls included (a bounce at the wall L
+turns p into 2L − p), so a tokenizer of stride 8 gives the moved digit its codes again, shifted:
+CogVideo-mini's motion lever (lesson 08).
+
 Axes: ``n`` clips, ``t`` frames, ``k`` digits, ``c`` = (y, x). Directions are indices into
 `COMPASS`, measured with *up* meaning decreasing row index, as a person reads the screen.
 """
@@ -29,6 +36,9 @@ from minivideo.data.mnist import cache_dir
 
 # Index i is the compass direction at angle i·45° counter-clockwise from "right" (screen up).
 COMPASS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
+# The king's move (dy, dx) of each compass direction, in steps; dy < 0 is up the screen.
+KING_MOVES = np.array([(0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1)],
+                      dtype=np.float64)
 OFFICIAL_TEST_NAME = "mnist_test_seq.npy"
 OFFICIAL_TEST_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
 
@@ -45,6 +55,7 @@ class MovingMNISTConfig:
     bounce: str = "clamp"  # "clamp" (paper's code) or "mirror"
     stochastic: bool = False  # Denton & Fergus: random direction changes
     change_prob: float = 0.1  # per digit and frame, used when stochastic
+    directions: str = "any"  # "any" angle (the paper) or "compass": the 8 king's moves
 
     def __post_init__(self) -> None:
         for name in ("canvas_size", "digit_size", "num_frames"):
@@ -60,6 +71,14 @@ class MovingMNISTConfig:
             raise ValueError(f"step_length must be in (0, 1], got {self.step_length}")
         if self.bounce not in ("clamp", "mirror"):
             raise ValueError(f"bounce must be 'clamp' or 'mirror', got {self.bounce!r}")
+        if self.directions not in ("any", "compass"):
+            raise ValueError(f"directions must be 'any' or 'compass', got {self.directions!r}")
+        if self.directions == "compass" and self.bounce != "mirror":
+            raise ValueError(f"directions='compass' needs bounce='mirror' (steps stay on the "
+                             f"lattice), got bounce={self.bounce!r}")
+        if self.directions == "compass" and abs(self.lattice * self.step_length - 1) > 1e-9:
+            raise ValueError(f"directions='compass' needs step_length = 1/L for a whole number "
+                             f"L of steps across the free canvas, got {self.step_length}")
         if not 0 <= self.change_prob <= 1:
             raise ValueError(f"change_prob must be in [0, 1], got {self.change_prob}")
 
@@ -69,8 +88,15 @@ class MovingMNISTConfig:
         return self.canvas_size - self.digit_size
 
     @property
+    def lattice(self) -> int:
+        """Steps across the free canvas, L = 1 / step_length rounded: compass digits sit at the
+        L + 1 positions 0, …, L steps from the top-left wall on each axis."""
+        return max(1, round(1 / self.step_length))
+
+    @property
     def speed_px(self) -> float:
-        """Pixels moved per frame away from walls (3.6 by default)."""
+        """Pixels moved per frame away from walls (3.6 by default); with compass directions,
+        per coordinate (a diagonal move is √2 longer)."""
         return self.step_length * self.free_size
 
     def to_dict(self) -> dict:
@@ -144,31 +170,45 @@ def sample_trajectories(num_clips: int, config: MovingMNISTConfig,
                         rng: np.random.Generator) -> Trajectories:
     """Random bouncing trajectories for num_clips × num_digits digits (vectorised over both)."""
     n, t_max, k = num_clips, config.num_frames, config.num_digits
-    p = rng.random((n, k, 2))  # fraction of the free canvas, (y, x)
-    theta = rng.random((n, k)) * 2 * np.pi
-    v = np.stack([np.sin(theta), np.cos(theta)], axis=-1)  # (n, k, 2), unit length
+    # Units: "any" moves fractions of the free canvas (wall at 1, step_length per frame);
+    # "compass" moves whole steps on the lattice 0 … L (wall at L), exactly, in integers.
+    if config.directions == "compass":
+        wall, step = config.lattice, 1
+        p = rng.integers(0, wall + 1, size=(n, k, 2)).astype(np.float64)
+    else:
+        wall, step = 1.0, config.step_length
+        p = rng.random((n, k, 2))  # (y, x)
+    v = _draw_velocities(n, k, config, rng)  # (n, k, 2), in steps per frame
     positions = np.empty((n, t_max, k, 2))
     velocities = np.empty((n, t_max, k, 2))
     bounces = np.zeros((n, t_max, k), dtype=bool)
     positions[:, 0], velocities[:, 0] = p, v
     for t in range(1, t_max):  # a loop over 20 frames; everything inside is vectorised
-        p = p + config.step_length * v
-        low, high = p < 0, p > 1
+        p = p + step * v
+        low, high = p < 0, p > wall
         if config.bounce == "clamp":
-            p = np.clip(p, 0.0, 1.0)
+            p = np.clip(p, 0.0, wall)
         else:
-            p = np.where(low, -p, np.where(high, 2.0 - p, p))
+            p = np.where(low, -p, np.where(high, 2.0 * wall - p, p))
         hit = low | high
         v = np.where(hit, -v, v)
         bounces[:, t] = hit.any(axis=-1)
         if config.stochastic:
             change = rng.random((n, k)) < config.change_prob
-            theta = rng.random((n, k)) * 2 * np.pi
-            fresh = np.stack([np.sin(theta), np.cos(theta)], axis=-1)
-            v = np.where(change[..., None], fresh, v)
+            v = np.where(change[..., None], _draw_velocities(n, k, config, rng), v)
         positions[:, t], velocities[:, t] = p, v
-    scale = config.free_size
-    return Trajectories(positions * scale, velocities * config.step_length * scale, bounces)
+    scale = config.free_size / wall
+    return Trajectories(positions * scale, velocities * step * scale, bounces)
+
+
+def _draw_velocities(n: int, k: int, config: MovingMNISTConfig,
+                     rng: np.random.Generator) -> np.ndarray:
+    """(n, k, 2) velocities in steps per frame: a unit vector at a uniform angle, or a king's
+    move of a uniform compass direction."""
+    if config.directions == "compass":
+        return KING_MOVES[rng.integers(len(COMPASS), size=(n, k))]
+    theta = rng.random((n, k)) * 2 * np.pi
+    return np.stack([np.sin(theta), np.cos(theta)], axis=-1)
 
 
 def render(digit_images: np.ndarray, positions_int: np.ndarray,

@@ -54,8 +54,10 @@ _CAPTIONS = CaptionTokenizer()
 
 
 def test_clips(model: nn.Module, num_clips: int = 64, seed: int = TEST_SEED) -> EncodedClips:
-    """Clips of test digits, encoded by the tokenizer the model was trained on (cached)."""
-    return encode_clips(tokenizer_of(model), num_clips, split="test", seed=seed, cache=True)
+    """Clips of test digits, encoded by the tokenizer the model was trained on (cached), moving
+    as the stage's training clips moved (`CogVideoConfig.motion`; CogView's: any angle)."""
+    return encode_clips(tokenizer_of(model), num_clips, split="test", seed=seed, cache=True,
+                        clips=getattr(model.config, "clips", None))
 
 
 def _clip_caption(clips: EncodedClips, i: int, first: int = 0, last: int = CLIP_FRAMES - 1) -> str:

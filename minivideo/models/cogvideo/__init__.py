@@ -77,10 +77,12 @@ from minivideo.models.cogvideo.generation import (
 from minivideo.models.cogvideo.layout import (
     CAPTION_DROPOUT,
     CLIP_FRAMES,
+    COMPASS_STEP_PX,
     FRAME_STRIDES,
     HELD_OUT_PAIRS,
     KEYFRAME_STRIDE,
     KEYFRAME_STRIDE_WEIGHTS,
+    MOTIONS,
     NUM_KEYFRAMES,
     PRESETS,
     STAGE_STRIDES,
@@ -91,6 +93,7 @@ from minivideo.models.cogvideo.layout import (
     CogViewConfig,
     cell_offsets,
     check_stride,
+    clip_config,
     cogview_sequence,
     draw_window,
     encode_prompt,
@@ -119,7 +122,8 @@ from minivideo.models.cogvideo.model import (
 
 __all__ = [
     "HELD_OUT_PAIRS", "held_out_prompts", "mentions_held_out",
-    "CAPTION_DROPOUT", "cell_offsets", "check_stride", "CLIP_FRAMES",
+    "CAPTION_DROPOUT", "cell_offsets", "check_stride", "CLIP_FRAMES", "clip_config",
+    "COMPASS_STEP_PX", "MOTIONS",
     "CogVideo", "CogVideoConfig", "CogView",
     "cogview_sequence", "CogViewConfig", "draw_window", "DualCache", "encode_clips",
     "encode_prompt", "EncodedClips", "fill_middle", "frame_caption", "FRAME_STRIDES",

@@ -9,7 +9,7 @@ fresh-clip items of the shipped recipe (`minivideo.models.cogvideo.recipe`).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from minivideo.models.cogvideo.layout import (
     CLIP_FRAMES,
     TEXT_LEN,
     CogVideoConfig,
+    clip_config,
     cogview_sequence,
     draw_window,
     frame_caption,
@@ -61,21 +62,26 @@ def _state_hash(module: nn.Module) -> str:
 @torch.no_grad()
 def encode_clips(tokenizer: nn.Module, num_clips: int, *, split: str = "train", seed: int = 0,
                  num_frames: int = CLIP_FRAMES, batch_size: int = 64,
-                 cache: bool = False) -> EncodedClips:
+                 cache: bool = False, clips: MovingMNISTConfig | None = None) -> EncodedClips:
     """Generate clips (training or test digits) and encode every frame with the tokenizer.
 
     cache=True keeps the result in the download cache, keyed by the tokenizer's weights, so the
-    three stages trained one after another encode their clips once.
+    three stages trained one after another encode their clips once. `clips` is the generator
+    (default: the paper's; `CogVideoConfig.clips` for a stage's own); its frame count is
+    num_frames.
     """
     if not isinstance(num_clips, int) or num_clips < 1:
         raise ValueError(f"num_clips must be a positive int, got {num_clips!r}")
     if not isinstance(getattr(tokenizer, "config", None), FrameTokenizerConfig):
         raise TypeError(f"tokenizer must be a FrameTokenizer, got {type(tokenizer).__name__}")
+    config = replace(clips or clip_config("any"), num_frames=num_frames)
+    # clips of the paper's generator keep their old name; any other generator is in the key
+    default = config == clip_config("any", num_frames)
+    suffix = "" if default else "-" + hashlib.sha256(repr(config).encode()).hexdigest()[:8]
     path = cache_dir() / "cogvideo" / (
-        f"{_state_hash(tokenizer)}-{split}-{num_clips}-{seed}-{num_frames}.pt")
+        f"{_state_hash(tokenizer)}-{split}-{num_clips}-{seed}-{num_frames}{suffix}.pt")
     if cache and path.is_file():
         return EncodedClips(**torch.load(path, weights_only=False))
-    config = MovingMNISTConfig(num_frames=num_frames)
     rng = np.random.default_rng([seed, 0 if split == "train" else 1, 9])
     parts: dict[str, list] = {"codes": [], "digits": [], "directions": [], "positions": []}
     for clips, codes in encode_generated(tokenizer, num_clips, load_digits(split), config, rng,

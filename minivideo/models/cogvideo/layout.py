@@ -39,8 +39,26 @@ STAGE_STRIDES = {"keyframes": (1, 2, 4), "interp": (1, 2)}
 # several frame rates): the model sees more, shorter motions of the same captions.
 KEYFRAME_STRIDE_WEIGHTS = {4: 0.5, 2: 0.25, 1: 0.25}
 CAPTION_DROPOUT = 0.1  # probability that a training caption is replaced by pads (for CFG)
+# The stages' clips: digits move at "any" angle (the paper's Moving MNIST) or along the 8
+# "compass" words, 4 px per frame per coordinate, so a key frame (stride 4) moves a digit by two
+# whole 8-px cells and a stride-8 tokenizer gives the moved digit its old codes, shifted.
+MOTIONS = ("any", "compass")
+COMPASS_STEP_PX = 4
 UNTRAINED_TINY = "untrained-tiny"  # tokenizer name of tests and tiny presets (seed 0)
 _CAPTIONS = CaptionTokenizer()
+
+
+def clip_config(motion: str = "any", num_frames: int = CLIP_FRAMES,
+                step_px: float = COMPASS_STEP_PX) -> MovingMNISTConfig:
+    """The Moving MNIST generator of clips whose digits move as `motion` says (see `MOTIONS`);
+    compass digits move step_px per frame per axis (36 / step_px must be a whole number)."""
+    if motion not in MOTIONS:
+        raise ValueError(f"motion must be one of {MOTIONS}, got {motion!r}")
+    if motion == "any":
+        return MovingMNISTConfig(num_frames=num_frames)
+    free = MovingMNISTConfig().free_size
+    return MovingMNISTConfig(num_frames=num_frames, directions="compass", bounce="mirror",
+                             step_length=step_px / free)
 
 
 # --------------------------------------------------------------------------- captions
@@ -253,6 +271,17 @@ class CogVideoConfig:
     # α = gate_scale · g: Adam moves g by about lr per step, so the gate opens gate_scale times
     # faster; while α ≈ 0 the temporal channel gets almost no gradient.
     gate_scale: float = 1.0
+    motion: str = "any"  # the training clips' motion, one of MOTIONS (see `clip_config`)
+    compass_step_px: float = COMPASS_STEP_PX  # with motion="compass": px per frame per axis
+    # A learned correction to each caption word's frozen embedding (CogVideo.word_emb): the
+    # video captions' motion words are words CogView never saw.
+    word_embeddings: bool = False
+    # A learned offset bias per compass word the caption names and frame rate, added to the
+    # relative bias (CogVideo.motion_bias): the caption says where in the last frame to look.
+    caption_offsets: bool = False
+    # Offset biases = bias_scale · their parameters. To copy a moved digit the bias must outvote
+    # the content logits (several units), and Adam moves a parameter ~lr per step.
+    bias_scale: float = 1.0
     base_name: str = "cogview"  # where the frozen channel came from (pretrained name)
     extra: dict = field(default_factory=dict)
 
@@ -261,8 +290,18 @@ class CogVideoConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if not isinstance(self.window, int) or self.window < 1:
             raise ValueError(f"window must be a positive int, got {self.window!r}")
-        if not isinstance(self.gate_scale, (int, float)) or not self.gate_scale > 0:
-            raise ValueError(f"gate_scale must be a positive number, got {self.gate_scale!r}")
+        clip_config(self.motion, CLIP_FRAMES, self.compass_step_px)  # a bad motion fails here
+        if self.caption_offsets and not self.relative_bias:
+            raise ValueError("caption_offsets needs relative_bias=True (it adds to that bias)")
+        for name in ("gate_scale", "bias_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+    @property
+    def clips(self) -> MovingMNISTConfig:
+        """The generator of the stage's training (and evaluation) clips."""
+        return clip_config(self.motion, CLIP_FRAMES, self.compass_step_px)
 
     @property
     def base(self) -> CogViewConfig:

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from minivideo.data.captions import VOCAB
+from minivideo.data.moving_mnist import COMPASS
 from minivideo.masks import prefix_mask
 from minivideo.models.cogvideo.layout import (
     FRAME_STRIDES,
@@ -126,8 +128,9 @@ def _init_weights(module: nn.Module) -> None:
 class TemporalChannel(nn.Module):
     """Pre-norm multi-head attention across frames: the trainable half of a dual-channel layer."""
 
-    def __init__(self, block: Block, grid: int | None = None) -> None:
+    def __init__(self, block: Block, grid: int | None = None, bias_scale: float = 1.0) -> None:
         super().__init__()
+        self.bias_scale = bias_scale  # bias = bias_scale · the parameter (see CogVideoConfig)
         # Start from a copy of the frozen spatial attention: it already reads this model's
         # features, so the new channel only has to learn where (in time) to look.
         self.norm = copy.deepcopy(block.norm_attn)
@@ -138,10 +141,12 @@ class TemporalChannel(nn.Module):
         self.requires_grad_(True)  # the copies must learn even if the original is frozen
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, cache=None,
-                offsets: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """(b n c) -> (b n c); offsets = `cell_offsets` rows of the new tokens, if biased."""
+                offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
+                extra: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """(b n c) -> (b n c); offsets = `cell_offsets` rows of the new tokens, if biased;
+        extra: a further per-example offset bias (b heads n m), the caption's motion."""
         if self.bias is not None:
-            mask = self.logit_bias(mask, offsets)
+            mask = self.logit_bias(mask, offsets, extra)
         return self.attn(self.norm(x), mask=mask, cache=cache)
 
     def logit_bias(self, mask: torch.Tensor, offsets: tuple[torch.Tensor, torch.Tensor],
@@ -149,12 +154,16 @@ class TemporalChannel(nn.Module):
         """The additive mask (heads or b heads, n, m): each pair's offset bias (plus `extra`)
         where both tokens hold a cell, 0 elsewhere, -inf where the bool mask forbids."""
         index, defined = offsets
-        bias = torch.where(defined, self.bias[:, index] + extra, 0.0)
+        bias = torch.where(defined, self.bias_scale * self.bias[:, index] + extra, 0.0)
         return bias.masked_fill(~mask, -math.inf)
 
 
 class DualCache(GPTCache):
-    """Per-layer (spatial, temporal) key/value caches, and the number of tokens fed so far."""
+    """Per-layer (spatial, temporal) key/value caches, and the number of tokens fed so far;
+    `motion` keeps the caption's offset tables (see `CogVideo.caption_motion`) once the prefix
+    has been fed."""
+
+    motion: torch.Tensor | None = None
 
 
 class CogVideo(FromConfig, nn.Module):
@@ -174,10 +183,24 @@ class CogVideo(FromConfig, nn.Module):
         self.base.requires_grad_(False)  # frozen: only the new parts below learn
         c, layers = base_config.n_embd, base_config.n_layer
         grid = base_config.grid if config.relative_bias else None
-        self.temporal = nn.ModuleList([TemporalChannel(b, grid) for b in self.base.blocks])
+        self.temporal = nn.ModuleList([TemporalChannel(b, grid, config.bias_scale)
+                                       for b in self.base.blocks])
         self.gate = nn.Parameter(torch.zeros(layers, c))  # α = 0: exactly CogView at step 0
         self.time_emb = nn.Embedding(len(config.frame_times), c)
         nn.init.zeros_(self.time_emb.weight)  # no time signal until it is learned
+        # CogView learned its caption words from quadrant captions ("digit 3 up-left"): "moves",
+        # "then", "left", "right", "up" and "down" were never in them, so their frozen embeddings
+        # are untrained noise. A learned correction per word (0 at first) lets the stage teach
+        # the frozen channel its new words, as new tokens are added to a frozen language model.
+        self.word_emb = nn.Embedding(len(VOCAB), c) if config.word_embeddings else None
+        if self.word_emb is not None:
+            nn.init.zeros_(self.word_emb.weight)
+        # Per layer, head and frame rate, a learned offset bias for each compass word the caption
+        # names (0 at first): "left" at stride 4 can make the cell two to the right in the last
+        # frame the one to copy from, without the frozen channel having to carry the word there.
+        self.motion_bias = nn.Parameter(torch.zeros(
+            layers, len(FRAME_STRIDES), len(COMPASS), base_config.n_head,
+            (2 * base_config.grid - 1) ** 2)) if config.caption_offsets else None
         self.rate_emb = nn.Embedding(len(FRAME_STRIDES), c)
         with torch.no_grad():  # a rate token starts as CogView's BOI ("an image follows")
             self.rate_emb.weight.copy_(self.base.tok_emb.weight[base_config.boi].expand(
@@ -199,7 +222,7 @@ class CogVideo(FromConfig, nn.Module):
     def from_cogview(cls, base: CogView, stage: str, window: int = 2,
                      base_name: str = "cogview", **options) -> CogVideo:
         """A fresh stage around a (pretrained) CogView, which is frozen in place; options are
-        CogVideoConfig's (relative_bias, gate_scale)."""
+        CogVideoConfig's (relative_bias, gate_scale, motion)."""
         config = CogVideoConfig(cogview=asdict(base.config), stage=stage, window=window,
                                 base_name=base_name, **options)
         return cls(config, base)
@@ -228,6 +251,10 @@ class CogVideo(FromConfig, nn.Module):
         tokens = base.tok_emb(torch.where(is_rate, 0, idx).long())
         tokens = torch.where(is_rate[..., None],
                              self.rate_emb((idx - config.vocab_size).clamp_min(0).long()), tokens)
+        if self.word_emb is not None:  # caption words: ids num_codes + word, before text_len
+            word = (idx - config.num_codes).clamp(0, len(VOCAB) - 1).long()
+            is_word = (positions < text_len)[None, :, None]
+            tokens = tokens + torch.where(is_word, self.word_emb(word), 0.0)
         video = (positions - text_len - 1).clamp_min(0)  # index among the video tokens
         frame, within = video // frame_len, video % frame_len
         # text keeps CogView's 1D positions; the rate token takes CogView's BOI slot (text_len)
@@ -235,6 +262,20 @@ class CogVideo(FromConfig, nn.Module):
         frames = base.frame_positions(within) + self.time_emb(
             self.frame_time[frame.clamp(max=len(self.frame_time) - 1)])
         return tokens + torch.where((positions <= text_len)[:, None], text, frames)
+
+    def caption_motion(self, idx: torch.Tensor) -> torch.Tensor:
+        """Each example's offset-bias tables (layers, b, heads, offsets): the sum of the learned
+        tables of the compass words its caption names, at its frame rate. idx holds the prefix."""
+        config = self.base.config
+        words = idx[:, : config.text_len].long() - config.num_codes  # caption word ids
+        first = VOCAB.index(COMPASS[0])
+        named = F.one_hot((words - first).clamp(0, len(COMPASS) - 1), len(COMPASS))
+        named = (named * ((words >= first) & (words < first + len(COMPASS)))[..., None]).amax(1)
+        rate = F.one_hot((idx[:, config.text_len].long() - config.vocab_size).clamp(
+            0, len(FRAME_STRIDES) - 1), len(FRAME_STRIDES))
+        table = self.config.bias_scale * self.motion_bias
+        return torch.einsum("bs,bd,lsdho->lbho", rate.to(table.dtype), named.to(table.dtype),
+                            table)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
                 mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
@@ -249,16 +290,32 @@ class CogVideo(FromConfig, nn.Module):
         rows, cols = slice(start, start + n), slice(0, start + n)
         spatial = self.spatial_mask[rows, cols]
         offsets = (self.cell_index[rows, cols], self.cell_defined[rows, cols])
+        motion = self._motion(idx, start, cache)
         scale = self.config.gate_scale
         for i, (block, temporal) in enumerate(zip(self.base.blocks, self.temporal, strict=True)):
             spatial_cache, temporal_cache = cache.layers[i] if cache is not None else (None, None)
             s = block.attn(block.norm_attn(x), mask=spatial, cache=spatial_cache)
-            t = temporal(x, self.temporal_masks[i % 2][rows, cols], temporal_cache, offsets)
+            extra = 0.0 if motion is None else motion[i][:, :, offsets[0]]
+            t = temporal(x, self.temporal_masks[i % 2][rows, cols], temporal_cache, offsets,
+                         extra)
             x = x + s + scale * self.gate[i] * (t - s)  # α = 0: the frozen model's own update
             x = x + self.feed_forward(i, x)
         logits = self.base.head(self.base.norm(x))
         return logits, _code_loss(logits, targets)
 
+
+    def _motion(self, idx: torch.Tensor, start: int, cache: DualCache | None):
+        if self.motion_bias is None:
+            return None
+        if start == 0:  # the prefix is here: read the caption's words and the frame rate
+            if idx.shape[1] <= self.base.config.text_len:
+                raise ValueError("caption_offsets needs the whole prefix (caption and frame-rate "
+                                 "token) in the first call")
+            motion = self.caption_motion(idx)
+            if cache is not None:
+                cache.motion = motion
+            return motion
+        return cache.motion
 
     def feed_forward(self, i: int, x: torch.Tensor) -> torch.Tensor:
         """Layer i's feed-forward update: CogView's frozen MLP (a variant may mix in its own)."""

@@ -38,6 +38,7 @@ from minivideo.models.cogvideo.layout import (
     UNTRAINED_TINY,
     CogVideoConfig,
     CogViewConfig,
+    clip_config,
     cogview_sequence,
     draw_window,
     frame_caption,
@@ -53,6 +54,10 @@ from minivideo.pretrained import pretrained
 from minivideo.train import Target
 from minivideo.vqvae import encode_frozen
 
+# How the stages' training clips move (CogVideoConfig's motion and compass_step_px); the stage's
+# config records it, so its evaluation draws test clips that move the same way.
+CLIPS: dict = {"motion": "any"}
+
 
 # --------------------------------------------------------------------------- fresh clips
 class _FreshClips(_Draws):
@@ -61,10 +66,10 @@ class _FreshClips(_Draws):
     CLIP_STREAM = 40
 
     def __init__(self, seed: int = 0, caption_dropout: float = 0.0, split: str = "train",
-                 length: int | None = None) -> None:
+                 length: int | None = None, clips: MovingMNISTConfig | None = None) -> None:
         super().__init__(None, seed, caption_dropout, length)
         self.digits = load_digits(split)
-        self.config = MovingMNISTConfig(num_frames=CLIP_FRAMES)
+        self.config = clip_config("any") if clips is None else clips
 
     def clip(self, index: int):
         """Clip `index` (a MovingMNISTBatch of one), from a random stream of its own."""
@@ -93,7 +98,7 @@ class FreshWindows(_FreshClips):
     def __init__(self, config: CogVideoConfig, seed: int = 0, caption_dropout: float = 0.0,
                  split: str = "train", length: int | None = None,
                  stride: int | None = None, hold_out: bool | None = None) -> None:
-        super().__init__(seed, caption_dropout, split, length)
+        super().__init__(seed, caption_dropout, split, length, config.clips)
         self.stage_config, self.stride = config, stride
         # training clips never pair a digit with its held-out direction (HELD_OUT_PAIRS)
         self.hold_out = split == "train" if hold_out is None else hold_out
@@ -168,7 +173,8 @@ def _holding_out(model: CogVideo) -> CogVideo:
 def _build_stage(stage: str):
     def build(preset: str) -> CogVideo:
         base_name = "untrained" if preset == "tiny" else "cogview"
-        return _holding_out(CogVideo.from_cogview(_base(preset), stage, base_name=base_name))
+        return _holding_out(CogVideo.from_cogview(_base(preset), stage, base_name=base_name,
+                                                  **CLIPS))
 
     return build
 
@@ -177,7 +183,7 @@ def build_keyframes_from_scratch(preset: str) -> CogVideo:
     """The ablation of the frozen image model: the key-frame stage's very architecture, but its
     CogView channel randomly initialised and trained with everything else."""
     fresh = CogView(_base(preset).config)  # the shipped CogView's shape, none of its weights
-    model = CogVideo.from_cogview(fresh, "keyframes", base_name="scratch")
+    model = CogVideo.from_cogview(fresh, "keyframes", base_name="scratch", **CLIPS)
     model.base.requires_grad_(True)  # nothing pretrained: every weight learns
     return _holding_out(model)
 
@@ -185,7 +191,8 @@ def build_keyframes_from_scratch(preset: str) -> CogVideo:
 def _windows(stage: str):
     def build(preset: str, seed: int) -> FreshWindows:
         with torch.random.fork_rng():  # the base is only read for its config here
-            config = CogVideoConfig(cogview=asdict(_base(preset).config), stage=stage)
+            config = CogVideoConfig(cogview=asdict(_base(preset).config), stage=stage,
+                                    **CLIPS)
         return FreshWindows(config, seed=seed, caption_dropout=CAPTION_DROPOUT)
 
     return build
