@@ -106,14 +106,18 @@ from torch import nn
 
 from minivideo.attention import scaled_dot_product_attention
 from minivideo.checkpoints import load_checkpoint
+from minivideo.metrics.captions import caption_accuracy
 from minivideo.metrics.cogvideo_quality import (
+    _clip_caption,
     _stage_pairs,
     bits_per_code,
     evaluate_keyframes,
+    evaluate_text_to_video,
     test_clips,
 )
 from minivideo.models.cogvideo import KEYFRAME_STRIDE, recipe, tokenizer_of
 from minivideo.models.cogvideo.model import CogVideo, TemporalChannel
+from minivideo.pretrained import pretrained
 from minivideo.utils import to_uint8
 
 RELBIAS = {"relative_bias": True, "gate_scale": 10.0}
@@ -129,7 +133,6 @@ VARIANTS = {
     "compass": {**RELBIAS, "motion": "compass"},
     "compass-baseline": {"motion": "compass"},
     "compass-unaligned": {**RELBIAS, "motion": "compass", "compass_step_px": 3.6},
-    "compass-relkeys": {**RELBIAS, "motion": "compass"},
     "words": {**RELBIAS, "word_embeddings": True},
     "compass-words": {**RELBIAS, "word_embeddings": True, "motion": "compass"},
     "offsets": {**RELBIAS, "caption_offsets": True},
@@ -169,12 +172,12 @@ class TemporalMLP(CogVideo):
 class RelativeKeyChannel(TemporalChannel):
     """The `relkeys` lever's temporal channel: logits q·k + q·r[offset] + bias[offset]."""
 
-    def __init__(self, block, grid: int) -> None:
-        super().__init__(block, grid)
+    def __init__(self, block, grid: int, bias_scale: float = 1.0) -> None:
+        super().__init__(block, grid, bias_scale)
         heads = block.attn.num_heads
         self.rel = nn.Parameter(torch.zeros(heads, (2 * grid - 1) ** 2, block.attn.dim // heads))
 
-    def forward(self, x, mask, cache=None, offsets=None):
+    def forward(self, x, mask, cache=None, offsets=None, extra=0.0):
         attn, heads = self.attn, self.attn.num_heads
         h = self.norm(x)
         q = rearrange(attn.q_proj(h), "b n (h d) -> b h n d", h=heads)
@@ -185,7 +188,8 @@ class RelativeKeyChannel(TemporalChannel):
         index = offsets[0]  # (n, m)
         scored = torch.einsum("bhnd,hod->bhno", q, self.rel) / q.shape[-1] ** 0.5
         by_key = scored.gather(-1, repeat(index, "n m -> b h n m", b=q.shape[0], h=heads))
-        out = scaled_dot_product_attention(q, k, v, mask=self.logit_bias(mask, offsets, by_key))
+        bias = self.logit_bias(mask, offsets, by_key + extra)
+        out = scaled_dot_product_attention(q, k, v, mask=bias)
         return attn.out_proj(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -195,7 +199,8 @@ class RelativeKeys(CogVideo):
     def __init__(self, config, base=None) -> None:
         super().__init__(config, base)
         grid = self.base.config.grid
-        self.temporal = nn.ModuleList([RelativeKeyChannel(b, grid) for b in self.base.blocks])
+        self.temporal = nn.ModuleList([RelativeKeyChannel(b, grid, config.bias_scale)
+                                       for b in self.base.blocks])
 
 
 def build(variant: str, stage: str = "keyframes"):
@@ -206,7 +211,7 @@ def build(variant: str, stage: str = "keyframes"):
             model.base.requires_grad_(True)
         if variant == "mlp":
             model = TemporalMLP(model.config, base)
-        if variant in ("relkeys", "compass-relkeys"):
+        if variant == "relkeys":
             model = RelativeKeys(model.config, base)
         return recipe._holding_out(model)
 
@@ -231,8 +236,8 @@ def train(variant: str, minutes: float, out: str, threads: int, keep_every: int 
                  *(["--keep-every", str(keep_every)] if keep_every else [])])
 
 
-def load(path: Path) -> CogVideo:
-    payload = load_checkpoint(path)
+def load(payload: dict) -> CogVideo:
+    """A trained variant from its checkpoint payload (`load_checkpoint`), in eval mode."""
     config = dict(payload["model_config"])
     # the first compass runs kept their step in `extra`, before it was a config field
     if "compass_step_px" in config.get("extra", {}):
@@ -246,7 +251,7 @@ def load(path: Path) -> CogVideo:
 
 def figures(path: Path, num_clips: int) -> dict:
     payload = load_checkpoint(path)
-    model = load(path)
+    model = load(payload)
     out = {"checkpoint": str(path), "steps": payload["step"],
            "train_minutes": round(payload["seconds"] / 60, 1)}
     keys = ("test_bits_per_code", "first_keyframe_bits_per_code", "later_keyframes_bits_per_code",
@@ -265,12 +270,8 @@ def judged(path: Path, num_prompts: int, guidance: float, interp: Path | None = 
     """Text → video with this key-frame stage and the shipped interpolation stage, on prompts of
     test clips that move as the stage's training clips did, read by the judge; and the judge on
     those real clips (decoded from their codes), the ceiling."""
-    from minivideo.metrics.captions import caption_accuracy
-    from minivideo.metrics.cogvideo_quality import _clip_caption, evaluate_text_to_video
-    from minivideo.pretrained import pretrained
-
-    middles = pretrained("cogvideo-interp") if interp is None else load(interp)
-    model, judge = load(path), pretrained("judge")  # load(path) last: its compass step is used
+    middles = pretrained("cogvideo-interp") if interp is None else load(load_checkpoint(interp))
+    model, judge = load(load_checkpoint(path)), pretrained("judge")
     out = {"checkpoint": str(path), "interp": str(interp or "shipped"), **evaluate_text_to_video(
         model, middles, judge, num_prompts, guidance=guidance)}
     clips = test_clips(model, num_prompts)

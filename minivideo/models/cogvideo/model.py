@@ -267,12 +267,10 @@ class CogVideo(FromConfig, nn.Module):
         """Each example's offset-bias tables (layers, b, heads, offsets): the sum of the learned
         tables of the compass words its caption names, at its frame rate. idx holds the prefix."""
         config = self.base.config
-        words = idx[:, : config.text_len].long() - config.num_codes  # caption word ids
-        first = VOCAB.index(COMPASS[0])
-        named = F.one_hot((words - first).clamp(0, len(COMPASS) - 1), len(COMPASS))
-        named = (named * ((words >= first) & (words < first + len(COMPASS)))[..., None]).amax(1)
-        rate = F.one_hot((idx[:, config.text_len].long() - config.vocab_size).clamp(
-            0, len(FRAME_STRIDES) - 1), len(FRAME_STRIDES))
+        compass_ids = config.num_codes + torch.tensor([VOCAB.index(w) for w in COMPASS],
+                                                      device=idx.device)
+        named = (idx[:, : config.text_len, None] == compass_ids).any(1)  # (b, 8): words named
+        rate = F.one_hot(idx[:, config.text_len].long() - config.vocab_size, len(FRAME_STRIDES))
         table = self.config.bias_scale * self.motion_bias
         return torch.einsum("bs,bd,lsdho->lbho", rate.to(table.dtype), named.to(table.dtype),
                             table)
@@ -291,20 +289,21 @@ class CogVideo(FromConfig, nn.Module):
         spatial = self.spatial_mask[rows, cols]
         offsets = (self.cell_index[rows, cols], self.cell_defined[rows, cols])
         motion = self._motion(idx, start, cache)
-        scale = self.config.gate_scale
+        alpha = self.alpha
         for i, (block, temporal) in enumerate(zip(self.base.blocks, self.temporal, strict=True)):
             spatial_cache, temporal_cache = cache.layers[i] if cache is not None else (None, None)
             s = block.attn(block.norm_attn(x), mask=spatial, cache=spatial_cache)
             extra = 0.0 if motion is None else motion[i][:, :, offsets[0]]
             t = temporal(x, self.temporal_masks[i % 2][rows, cols], temporal_cache, offsets,
                          extra)
-            x = x + s + scale * self.gate[i] * (t - s)  # α = 0: the frozen model's own update
+            x = x + s + alpha[i] * (t - s)  # α = 0: the frozen model's own update
             x = x + self.feed_forward(i, x)
         logits = self.base.head(self.base.norm(x))
         return logits, _code_loss(logits, targets)
 
-
     def _motion(self, idx: torch.Tensor, start: int, cache: DualCache | None):
+        """The caption's offset tables (`caption_motion`): read from the prefix on the first
+        call, kept in the cache for the calls that follow; None without caption_offsets."""
         if self.motion_bias is None:
             return None
         if start == 0:  # the prefix is here: read the caption's words and the frame rate
