@@ -78,6 +78,36 @@ clips (24 minutes, the other core), and the whole hierarchy read by the judge:
 interpolation stage (default: the shipped one), and gives the judge's reads beside its reads of
 the real clips (decoded from their codes): the ceiling.
 
+Round three, a copy pointer (``CogVideoConfig.pointer``, ``minivideo/models/cogvideo/pointer.py``):
+a moved digit keeps its codes on the slow lattice, but the frozen head can only redraw them. The
+pointer mixes, into the head's distribution, a copy of a previous-key-frame cell chosen by the
+caption's words and the content (each with compass2-offsets10's options):
+
+* ``compass2-offsets10-copy``: the pointer's offset bias from the caption's words, as a bag;
+* ``compass2-offsets10-copyt``: each word's bias by its place in the path and the key frame drawn
+  (ordered in time: the first word for the first key frames);
+* ``compass-offsets10-copy``: the pointer on the 4-px lattice (more copyable codes, more walls).
+
+    python docs/temporal_levers.py train compass2-offsets10-copy --minutes 10 \
+        --out runs/levers/compass2-offsets10-copy.pt  (and the other two; two at a time)
+    python docs/temporal_levers.py evaluate runs/levers/compass2-offsets10-copy.pt \
+        runs/levers/compass2-offsets10-copyt.pt runs/levers/compass-offsets10-copy.pt \
+        --out docs/figures/temporal_levers_pointer.json
+    python docs/temporal_levers.py train compass2-offsets10-copy --minutes 40 --keep-every 1000 \
+        --out runs/levers/compass2-offsets10-copy-40.pt  (and -copyt, -copyt-40; one core each)
+    python docs/temporal_levers.py evaluate \
+        runs/levers/compass2-offsets10-copy-40-step00{1,2,3}000.pt \
+        runs/levers/compass2-offsets10-copy-40.pt \
+        --out docs/figures/temporal_levers_pointer_copy40.json  (and copyt40)
+    python docs/temporal_levers.py judge runs/levers/compass2-offsets10-copy-40.pt \
+        --interp runs/levers/compass2-offsets10-interp.pt \
+        --out docs/figures/temporal_levers_pointer_judge_copy40.json  (and copyt40)
+    python docs/temporal_levers.py keyframes runs/levers/compass2-offsets10-40.pt \
+        runs/levers/compass2-offsets10-copyt-40.pt --prompts 4 \
+        --out docs/figures/temporal_levers_pointer_keyframes.png
+
+``keyframes`` draws each stage's key frames for prompts of test clips under the real ones.
+
 The best copier (relbias) for the shipped stage's 40 minutes, against the shipped stage's own
 curve (`docs/figures/cogvideo_curve.json`):
 
@@ -109,16 +139,18 @@ from minivideo.checkpoints import load_checkpoint
 from minivideo.metrics.captions import caption_accuracy
 from minivideo.metrics.cogvideo_quality import (
     _clip_caption,
+    _ids,
     _stage_pairs,
     bits_per_code,
     evaluate_keyframes,
     evaluate_text_to_video,
     test_clips,
 )
-from minivideo.models.cogvideo import KEYFRAME_STRIDE, recipe, tokenizer_of
+from minivideo.models.cogvideo import KEYFRAME_STRIDE, recipe, sample_keyframes, tokenizer_of
 from minivideo.models.cogvideo.model import CogVideo, TemporalChannel
 from minivideo.pretrained import pretrained
 from minivideo.utils import to_uint8
+from minivideo.viz import save_frame_strip
 
 RELBIAS = {"relative_bias": True, "gate_scale": 10.0}
 VARIANTS = {
@@ -144,6 +176,12 @@ VARIANTS = {
                            "motion": "compass", "compass_step_px": 2},
     "compass2": {**RELBIAS, "motion": "compass", "compass_step_px": 2},
 }
+# The copy-pointer levers (`CogVideoConfig.pointer`, minivideo/models/cogvideo/pointer.py): a
+# variant's options plus a pointer over the previous key frame's codes ("-copy"), with its caption
+# tables ordered in time ("-copyt").
+VARIANTS.update({f"{name}-copy": {**VARIANTS[name], "pointer": "caption"} for name in
+                 ("compass2-offsets10", "compass-offsets10", "offsets10")})
+VARIANTS["compass2-offsets10-copyt"] = {**VARIANTS["compass2-offsets10"], "pointer": "timed"}
 # Compass steps other than 4 px: `compass-unaligned` is the control of `compass`, the same 8
 # directions at the paper's 3.6 px (key frames 14.4 px apart, not whole cells);
 # `compass2-offsets10` moves 2 px a frame, one cell a key frame, so fewer walls between key frames
@@ -266,20 +304,44 @@ def figures(path: Path, num_clips: int) -> dict:
     return out
 
 
-def judged(path: Path, num_prompts: int, guidance: float, interp: Path | None = None) -> dict:
+def judged(path: Path, num_prompts: int, guidance: float, interp: Path | None = None,
+           temperature: float = 1.0) -> dict:
     """Text → video with this key-frame stage and the shipped interpolation stage, on prompts of
     test clips that move as the stage's training clips did, read by the judge; and the judge on
     those real clips (decoded from their codes), the ceiling."""
     middles = pretrained("cogvideo-interp") if interp is None else load(load_checkpoint(interp))
     model, judge = load(load_checkpoint(path)), pretrained("judge")
     out = {"checkpoint": str(path), "interp": str(interp or "shipped"), **evaluate_text_to_video(
-        model, middles, judge, num_prompts, guidance=guidance)}
+        model, middles, judge, num_prompts, guidance=guidance, temperature=temperature)}
     clips = test_clips(model, num_prompts)
     real = tokenizer_of(model).decode(clips.codes.long())
     captions = [_clip_caption(clips, i) for i in range(num_prompts)]
     ceiling = caption_accuracy(judge, torch.from_numpy(to_uint8(real)), captions)
     out.update({f"real_clips_caption_{k}": round(v, 4) for k, v in ceiling.items()})
     return out
+
+
+def keyframe_rows(paths: list[Path], num_prompts: int, guidance: float, temperature: float,
+                  out: Path) -> dict:
+    """Key frames sampled by each stage from prompts of test clips, under the real clips' key
+    frames (decoded from their codes), as one PNG: what a person sees of each lever."""
+    models = [load(load_checkpoint(path)) for path in paths]
+    clips = test_clips(models[0], num_prompts)
+    captions = [_clip_caption(clips, i) for i in range(num_prompts)]
+    tokenizer = tokenizer_of(models[0])
+    real = tokenizer.decode(clips.codes[:, ::KEYFRAME_STRIDE].long())
+    sampled = [tokenizer.decode(sample_keyframes(model, _ids(captions), guidance=guidance,
+                                                 temperature=temperature, seed=0))
+               for model in models]
+    rows, titles = [], []
+    for i in range(num_prompts):
+        rows.append(real[i])
+        titles.append(f"{i}: real")
+        for path, video in zip(paths, sampled, strict=True):
+            rows.append(video[i])
+            titles.append(f"{i}: {path.stem}")
+    save_frame_strip(torch.stack(rows), out, titles=titles)
+    return {"prompts": captions, "checkpoints": [str(p) for p in paths], "png": str(out)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,15 +364,27 @@ def main(argv: list[str] | None = None) -> int:
     read.add_argument("--prompts", type=int, default=32)
     read.add_argument("--guidance", type=float, default=3.0)
     read.add_argument("--interp", type=Path, help="an interpolation stage (default: shipped)")
+    read.add_argument("--temperature", type=float, default=1.0)
     read.add_argument("--out", type=Path, required=True)
+    show = commands.add_parser("keyframes", help="key frames of each stage under the real "
+                               "ones, as a PNG")
+    show.add_argument("checkpoints", nargs="+", type=Path)
+    show.add_argument("--prompts", type=int, default=4)
+    show.add_argument("--guidance", type=float, default=3.0)
+    show.add_argument("--temperature", type=float, default=1.0)
+    show.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "train":
         return train(args.variant, args.minutes, args.out, args.threads, args.keep_every,
                      args.stage)
     torch.set_num_threads(1)
+    if args.command == "keyframes":
+        print(json.dumps(keyframe_rows(args.checkpoints, args.prompts, args.guidance,
+                                       args.temperature, args.out), indent=2))
+        return 0
     rows = []
     for path in args.checkpoints:
-        rows.append(judged(path, args.prompts, args.guidance, args.interp)
+        rows.append(judged(path, args.prompts, args.guidance, args.interp, args.temperature)
                     if args.command == "judge" else figures(path, args.clips))
         print(json.dumps(rows[-1]), flush=True)
     command = "python docs/temporal_levers.py " + " ".join(sys.argv[1:] if argv is None else argv)

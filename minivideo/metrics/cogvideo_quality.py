@@ -208,7 +208,8 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 
 @torch.no_grad()
 def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, judge: nn.Module,
                            num_prompts: int = 32, guidance: float = 3.0, seed: int = 0,
-                           batch_size: int = 16, held_out: bool = False) -> dict[str, float]:
+                           batch_size: int = 16, held_out: bool = False,
+                           temperature: float = 1.0) -> dict[str, float]:
     """The whole hierarchy on prompts of test clips (or, with held_out, on prompts made only of
     (digit, direction) pairs the stages never trained on): caption accuracy, seconds per clip."""
     if held_out:
@@ -226,14 +227,14 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
     for start in range(0, num_prompts, batch_size):
         ids = _ids(captions[start : start + batch_size])
         codes = text_to_video(keyframes_model, interp_model, ids, guidance=guidance,
-                              seed=seed + start)
+                              seed=seed + start, temperature=temperature)
         videos.append(torch.from_numpy(to_uint8(tokenizer.decode(codes.cpu()))))
     seconds = (time.perf_counter() - began) / num_prompts
     accuracy = caption_accuracy(judge, torch.cat(videos), captions)
     prefix = "t2v_held_out_" if held_out else "t2v_"
     return {**{f"{prefix}caption_{key}": round(value, 4) for key, value in accuracy.items()},
             f"{prefix}seconds_per_clip": round(seconds, 3), f"{prefix}prompts": num_prompts,
-            f"{prefix}guidance": guidance}
+            f"{prefix}guidance": guidance, f"{prefix}temperature": temperature}
 
 
 def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, float]:

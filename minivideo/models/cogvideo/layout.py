@@ -34,6 +34,7 @@ CLIP_FRAMES = 17  # the generated clip: 5 key frames 4 apart, filled in twice
 NUM_KEYFRAMES = 5
 KEYFRAME_STRIDE = 4
 FRAME_STRIDES = (1, 2, 4)  # frame-rate tokens: source frames between consecutive frames
+POINTERS = ("none", "caption", "timed")  # CogVideoConfig.pointer (see pointer.py)
 STAGE_STRIDES = {"keyframes": (1, 2, 4), "interp": (1, 2)}
 # Stage 1 trains mostly at the rate it samples at, plus the higher rates (as CogVideo trains at
 # several frame rates): the model sees more, shorter motions of the same captions.
@@ -282,6 +283,10 @@ class CogVideoConfig:
     # Offset biases = bias_scale · their parameters. To copy a moved digit the bias must outvote
     # the content logits (several units), and Adam moves a parameter ~lr per step.
     bias_scale: float = 1.0
+    # A copy pointer over the previous key frame's codes beside the head (`pointer.py`):
+    # "none", "caption" (the caption's words bias where it points) or "timed" (and each word's
+    # bias depends on its place in the path and on the key frame drawn).
+    pointer: str = "none"
     base_name: str = "cogview"  # where the frozen channel came from (pretrained name)
     extra: dict = field(default_factory=dict)
 
@@ -291,6 +296,11 @@ class CogVideoConfig:
         if not isinstance(self.window, int) or self.window < 1:
             raise ValueError(f"window must be a positive int, got {self.window!r}")
         clip_config(self.motion, CLIP_FRAMES, self.compass_step_px)  # a bad motion fails here
+        if self.pointer not in POINTERS:
+            raise ValueError(f"pointer must be one of {POINTERS}, got {self.pointer!r}")
+        if self.pointer != "none" and self.stage != "keyframes":
+            raise ValueError("pointer copies from the previous key frame: it needs "
+                             f"stage='keyframes', got {self.stage!r}")
         if self.caption_offsets and not self.relative_bias:
             raise ValueError("caption_offsets needs relative_bias=True (it adds to that bias)")
         for name in ("gate_scale", "bias_scale"):

@@ -29,6 +29,7 @@ from minivideo.models.cogvideo.layout import (
     spatial_mask,
     temporal_mask,
 )
+from minivideo.models.cogvideo.pointer import CopyPointer
 from minivideo.transformer import Block, GPTCache, GPTConfig
 from minivideo.utils import FromConfig
 
@@ -164,6 +165,8 @@ class DualCache(GPTCache):
     has been fed."""
 
     motion: torch.Tensor | None = None
+    tokens: torch.Tensor | None = None  # every token fed so far (the copy pointer's keys)
+    pointer_table: torch.Tensor | None = None  # the pointer's offset tables (prefix-made)
 
 
 class CogVideo(FromConfig, nn.Module):
@@ -201,6 +204,8 @@ class CogVideo(FromConfig, nn.Module):
         self.motion_bias = nn.Parameter(torch.zeros(
             layers, len(FRAME_STRIDES), len(COMPASS), base_config.n_head,
             (2 * base_config.grid - 1) ** 2)) if config.caption_offsets else None
+        self.pointer = None if config.pointer == "none" else CopyPointer(
+            base_config, len(config.frame_times), config.pointer == "timed", config.bias_scale)
         self.rate_emb = nn.Embedding(len(FRAME_STRIDES), c)
         with torch.no_grad():  # a rate token starts as CogView's BOI ("an image follows")
             self.rate_emb.weight.copy_(self.base.tok_emb.weight[base_config.boi].expand(
@@ -217,6 +222,9 @@ class CogVideo(FromConfig, nn.Module):
         index, defined = cell_offsets(text_len, len(times), frame_len, base_config.grid)
         self.register_buffer("cell_index", index, persistent=False)
         self.register_buffer("cell_defined", defined, persistent=False)
+        position = torch.arange(config.block_size) - text_len - 1  # frame of each position
+        self.register_buffer("frame_of", torch.where(position >= 0, position // frame_len, -1),
+                             persistent=False)
 
     @classmethod
     def from_cogview(cls, base: CogView, stage: str, window: int = 2,
@@ -282,6 +290,34 @@ class CogVideo(FromConfig, nn.Module):
         if mask is not None or context is not None:
             raise ValueError("CogVideo builds its own dual-channel masks and takes no context")
         start = len(cache) if cache is not None else 0
+        h = self.base.norm(self.trunk(idx, cache))
+        logits = self.base.head(h)
+        if self.pointer is not None:
+            logits = self._point(idx, start, h, logits, cache)
+        return logits, _code_loss(logits, targets)
+
+    def _point(self, idx: torch.Tensor, start: int, h: torch.Tensor, logits: torch.Tensor,
+               cache: DualCache | None) -> torch.Tensor:
+        """The copy pointer's mixture (log-probabilities) for the new tokens idx; the cache
+        keeps the tokens fed so far and the caption's tables."""
+        tokens, table = idx, None
+        if cache is not None:
+            tokens = idx if start == 0 else torch.cat([cache.tokens, idx], 1)
+            table, cache.tokens = cache.pointer_table, tokens
+        if table is None:
+            table = self.pointer.tables(tokens, len(self.frame_time))
+            if cache is not None:
+                cache.pointer_table = table
+        rows, cols = slice(start, start + idx.shape[1]), slice(0, tokens.shape[1])
+        query_frame = self.frame_of[rows]
+        previous = self.cell_defined[rows, cols] & (
+            self.frame_of[cols][None, :] == query_frame[:, None] - 1)
+        return self.pointer(h, logits, tokens, table, self.cell_index[rows, cols], previous,
+                            query_frame, self.base.tok_emb)
+
+    def trunk(self, idx: torch.Tensor, cache: DualCache | None = None) -> torch.Tensor:
+        """The residual stream (b n c) after the last dual-channel layer, before the head."""
+        start = len(cache) if cache is not None else 0
         _check_idx(idx, self.config.vocab_size, self.config.block_size, start)
         n = idx.shape[1]
         x = self.embed(idx, start)
@@ -298,8 +334,7 @@ class CogVideo(FromConfig, nn.Module):
                          extra)
             x = x + s + alpha[i] * (t - s)  # α = 0: the frozen model's own update
             x = x + self.feed_forward(i, x)
-        logits = self.base.head(self.base.norm(x))
-        return logits, _code_loss(logits, targets)
+        return x
 
     def _motion(self, idx: torch.Tensor, start: int, cache: DualCache | None):
         """The caption's offset tables (`caption_motion`): read from the prefix on the first

@@ -1,0 +1,178 @@
+"""The key-frame stage's copy pointer: what it reads, what it copies, caching, learning, errors."""
+
+import pytest
+import torch
+
+from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint
+from minivideo.data.moving_mnist import COMPASS
+from minivideo.models.cogvideo import (
+    FRAME_STRIDES,
+    CogVideo,
+    CogView,
+    CogViewConfig,
+    encode_prompt,
+    sequence_loss,
+    training_pair,
+    video_sequence,
+)
+from minivideo.models.cogvideo.pointer import path_slots
+
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
+
+K, GRID = 64, 8  # codes of the untrained tiny tokenizer; cells per side
+
+
+def tiny_cogview(seed: int = 0) -> CogView:
+    torch.manual_seed(seed)
+    return CogView(CogViewConfig.preset("tiny", K, "untrained-tiny"))
+
+
+def ids(*prompts: str) -> torch.Tensor:
+    return torch.stack([encode_prompt(p) for p in prompts])
+
+
+def offset_index(rows: int, cols: int) -> int:
+    """Index in the (2·grid − 1)² offset table of a key `rows, cols` cells from the query's."""
+    return (rows + GRID - 1) * (2 * GRID - 1) + cols + GRID - 1
+
+
+def frame_start(model: CogVideo, f: int) -> int:
+    """Position of frame f's BOF token: its 64 queries predict the frame's 64 codes."""
+    base = model.config.base
+    return base.text_len + 1 + f * base.frame_len
+
+
+def test_bad_pointer_options_raise_clear_errors():
+    with pytest.raises(ValueError, match="pointer must be one of"):
+        CogVideo.from_cogview(tiny_cogview(), "keyframes", pointer="always")
+    with pytest.raises(ValueError, match="needs stage='keyframes'"):
+        CogVideo.from_cogview(tiny_cogview(), "interp", pointer="caption")
+
+
+def test_path_slots_count_the_thens_of_each_clause():
+    text = ids("digit 3 moves left then up then down and digit 7 moves down then up-left")
+    num_codes = 100  # any offset: words are num_codes + their index
+    slots = path_slots(text + num_codes, num_codes)[0].tolist()
+    words = "digit 3 moves left then up then down and digit 7 moves down then up-left".split()
+    by_word = dict(zip(range(len(words)), slots, strict=False))
+    assert [by_word[i] for i in (3, 5, 7, 12, 14)] == [0, 1, 2, 0, 1]
+
+
+def test_the_first_key_frame_is_the_plain_stage_and_later_ones_are_not():
+    base = tiny_cogview()
+    plain = CogVideo.from_cogview(base, "keyframes").eval()
+    model = CogVideo.from_cogview(base, "keyframes", pointer="caption").eval()
+    with torch.no_grad():
+        for p in model.pointer.parameters():
+            p.normal_()
+    torch.manual_seed(1)
+    sequence = video_sequence(model.config, ids("digit 3 moves left"), 4,
+                              torch.randint(0, K, (1, 5, GRID, GRID)))
+    reference = plain(sequence)[0].log_softmax(-1)
+    got = model(sequence)[0]
+    first = slice(0, frame_start(model, 1))  # the prefix and frame 0: nothing to copy from
+    assert torch.allclose(got[:, first], reference[:, first], atol=1e-5)
+    assert not torch.allclose(got[:, frame_start(model, 1) :], reference[:, frame_start(model, 1) :],
+                              atol=1e-2)
+    assert torch.allclose(got.exp().sum(-1), torch.ones(1, got.shape[1]), atol=1e-4)
+
+
+@pytest.mark.parametrize("word, cols", [("left", 1), ("right", -1), ("up", 0)])
+def test_the_pointer_copies_the_cell_the_caption_word_points_to(word, cols):
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", pointer="caption").eval()
+    rows = 1 if word == "up" else 0  # content moving up comes from the row below
+    with torch.no_grad():
+        model.pointer.query.weight.zero_()  # no content: only the offset tables decide
+        model.pointer.gate.bias.fill_(30.0)  # g ≈ 1: the pointer alone
+        rate, direction = FRAME_STRIDES.index(4), COMPASS.index(word)
+        model.pointer.motion[rate, 0, 0, direction, offset_index(rows, cols)] = 60.0
+    torch.manual_seed(2)
+    codes = torch.randint(0, K, (1, 5, GRID, GRID))
+    probs = model(video_sequence(model.config, ids(f"digit 3 moves {word}"), 4, codes))[0].exp()
+    for f in (1, 4):
+        start = frame_start(model, f)
+        for r, c in ((2, 3), (5, 1), (6, 6)):
+            query = start + r * GRID + c  # the token that predicts cell (r, c) of frame f
+            source = codes[0, f - 1, r + rows, c + cols]
+            assert probs[0, query, source] > 0.99, (f, r, c)
+
+
+def test_timed_tables_follow_the_key_frame_and_the_path_slot():
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", pointer="timed").eval()
+    rate = FRAME_STRIDES.index(4)
+    with torch.no_grad():  # the first word ("left", slot 0) points right in key frame 1 only
+        model.pointer.motion[rate, 1, 0, COMPASS.index("left"), offset_index(0, 1)] = 5.0
+    prefix = video_sequence(model.config, ids("digit 3 moves left then up"), 4,
+                            torch.zeros(1, 5, GRID, GRID).long())
+    table = model.pointer.tables(prefix, 5)  # (b, frames, offsets)
+    assert table[0, 1, offset_index(0, 1)] == 5.0
+    assert table[0, 2].abs().sum() == 0 and table[0, 1].abs().sum() == 5.0
+    # "left" after a "then" (slot 1) is another table: it stays 0 here
+    later = video_sequence(model.config, ids("digit 3 moves up then left"), 4,
+                           torch.zeros(1, 5, GRID, GRID).long())
+    assert model.pointer.tables(later, 5).abs().sum() == 0
+
+
+@pytest.mark.parametrize("pointer", ["caption", "timed"])
+def test_kv_cached_pointer_matches_full_recompute(pointer):
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", relative_bias=True,
+                                  caption_offsets=True, pointer=pointer).eval()
+    with torch.no_grad():
+        model.gate.normal_(std=0.5)
+        for p in model.pointer.parameters():
+            p.normal_()
+    sequence = video_sequence(model.config, ids("digit 3 moves left then up"), 4,
+                              torch.randint(0, K, (1, 5, GRID, GRID)))
+    full, _ = model(sequence)
+    cache = model.new_cache()
+    parts = [model(sequence[:, :40], cache=cache)[0]]
+    parts += [model(sequence[:, i : i + 1], cache=cache)[0] for i in range(40, 130)]
+    assert torch.allclose(torch.cat(parts, 1), full[:, :130], atol=1e-4)
+
+
+def test_checkpoint_round_trip_keeps_the_pointer(tmp_path):
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", pointer="timed")
+    with torch.no_grad():
+        for p in model.pointer.parameters():
+            p.normal_()
+    again = build_model_from_checkpoint(save_checkpoint(tmp_path / "keys.pt", model=model))
+    sequence = video_sequence(model.config, ids("digit 3 moves down"), 2,
+                              torch.randint(0, K, (1, 5, GRID, GRID)))
+    assert torch.allclose(model.eval()(sequence)[0], again.eval()(sequence)[0])
+
+
+def _shifting_batch(model: CogVideo, n: int, generator: torch.Generator) -> dict:
+    """Clips whose every key frame is the last one moved one cell as their caption says."""
+    words = ("left", "right", "up", "down")
+    moves = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
+    picks = torch.randint(len(words), (n,), generator=generator).tolist()
+    frames = [torch.randint(0, K, (GRID, GRID), generator=generator) for _ in range(n)]
+    codes = torch.stack([  # roll by (dr, dc): the code at (r, c) goes to (r + dr, c + dc)
+        torch.stack([f.roll((k * moves[words[w]][0], k * moves[words[w]][1]), (0, 1))
+                     for k in range(5)])
+        for f, w in zip(frames, picks, strict=True)])
+    sequence = video_sequence(model.config, ids(*[f"digit 3 moves {words[w]}" for w in picks]),
+                              4, codes)
+    return training_pair(sequence, frame_start(model, 1), K)  # the later key frames only
+
+
+def test_the_pointer_learns_to_copy_what_the_caption_moves_where_the_stage_cannot():
+    generator = torch.Generator().manual_seed(0)
+    held_out = _shifting_batch(CogVideo.from_cogview(tiny_cogview(), "keyframes"), 16,
+                               torch.Generator().manual_seed(99))
+    losses = {}
+    for pointer in ("none", "caption"):
+        model = CogVideo.from_cogview(tiny_cogview(), "keyframes", pointer=pointer,
+                                      bias_scale=10.0)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                      lr=2e-2)
+        for _ in range(40):  # fresh random frames every step: only a rule can be learned
+            loss, _ = sequence_loss(model, _shifting_batch(model, 8, generator))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            losses[pointer] = float(sequence_loss(model.eval(), held_out)[0])
+    # random codes cost ln 64 = 4.16 nats to a stage that cannot copy them
+    assert losses["none"] > 3.5, losses
+    assert losses["caption"] < 1.0, losses
