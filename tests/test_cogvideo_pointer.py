@@ -47,6 +47,9 @@ def test_bad_pointer_options_raise_clear_errors():
         CogVideo.from_cogview(tiny_cogview(), "keyframes", pointer="always")
     with pytest.raises(ValueError, match="needs stage='keyframes'"):
         CogVideo.from_cogview(tiny_cogview(), "interp", pointer="caption")
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", pointer="caption")
+    with pytest.raises(ValueError, match="pointer needs the whole prefix"):
+        model(ids("digit 3 moves left")[:, :10] + K)
 
 
 def test_path_slots_count_the_thens_of_each_clause():
@@ -128,6 +131,13 @@ def test_kv_cached_pointer_matches_full_recompute(pointer):
     parts = [model(sequence[:, :40], cache=cache)[0]]
     parts += [model(sequence[:, i : i + 1], cache=cache)[0] for i in range(40, 130)]
     assert torch.allclose(torch.cat(parts, 1), full[:, :130], atol=1e-4)
+    # a reset cache starts over: another caption's tables, not the last one's
+    other = video_sequence(model.config, ids("digit 5 moves right"), 4,
+                           torch.randint(0, K, (1, 5, GRID, GRID)))
+    cache.reset()
+    again = torch.cat([model(other[:, :40], cache=cache)[0],
+                       model(other[:, 40:140], cache=cache)[0]], 1)
+    assert torch.allclose(again, model(other)[0][:, :140], atol=1e-4)
 
 
 def test_checkpoint_round_trip_keeps_the_pointer(tmp_path):

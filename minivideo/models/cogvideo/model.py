@@ -300,14 +300,15 @@ class CogVideo(FromConfig, nn.Module):
                cache: DualCache | None) -> torch.Tensor:
         """The copy pointer's mixture (log-probabilities) for the new tokens idx; the cache
         keeps the tokens fed so far and the caption's tables."""
-        tokens, table = idx, None
+        if start == 0:  # the prefix is here: read the caption's words and the frame rate
+            if idx.shape[1] <= self.base.config.text_len:
+                raise ValueError("pointer needs the whole prefix (caption and frame-rate token) "
+                                 "in the first call")
+            tokens, table = idx, self.pointer.tables(idx, len(self.frame_time))
+        else:
+            tokens, table = torch.cat([cache.tokens, idx], 1), cache.pointer_table
         if cache is not None:
-            tokens = idx if start == 0 else torch.cat([cache.tokens, idx], 1)
-            table, cache.tokens = cache.pointer_table, tokens
-        if table is None:
-            table = self.pointer.tables(tokens, len(self.frame_time))
-            if cache is not None:
-                cache.pointer_table = table
+            cache.tokens, cache.pointer_table = tokens, table
         rows, cols = slice(start, start + idx.shape[1]), slice(0, tokens.shape[1])
         query_frame = self.frame_of[rows]
         previous = self.cell_defined[rows, cols] & (
