@@ -1,0 +1,87 @@
+"""How legible CogView's frames get with CPU-minutes, and what the judge reads of real frames.
+
+The shipped CogView run keeps a snapshot every 2,000 steps (its manifest's command:
+`python -m minivideo train cogview --config small --steps 100000 --minutes 40.0 --threads 2
+--bf16 --save-every 1000 --keep-every 2000 --no-eval --export checkpoints/cogview.pt
+--out runs/s22-cogview.pt`). This script scores each snapshot as `evaluate_cogview_frames` does
+(the judge reads the caption's two digits in a drawn frame, guidance 3), on 256 test frames, and
+calibrates the judge on the same kind of frames: real ones, real ones blurred by a 3×3 box, and
+the tokenizer's reconstructions. A frame is held still for the judge, which reads clips.
+
+    python docs/cogview_curve.py runs/s22-cogview-step00{2,4,6,8}000.pt \
+        runs/s22-cogview-step01{0,2}000.pt runs/s22-cogview.pt \
+        --out docs/figures/cogview_curve.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from minivideo.checkpoints import build_model_from_checkpoint, load_checkpoint
+from minivideo.data import generate_clips, load_digits
+from minivideo.metrics.cogvideo_quality import MIN_FRAMES, TEST_SEED, evaluate_cogview_frames
+from minivideo.metrics.videogpt_quality import reads_digit_sets
+from minivideo.models.cogvideo import CLIP_FRAMES, clip_config
+from minivideo.pretrained import pretrained
+
+
+def calibration(judge: torch.nn.Module, num_frames: int, tokenizer: str) -> dict[str, float]:
+    """The judge on the first frames of the test clips `evaluate_cogview_frames` captions (made
+    as `encode_clips` makes them: the same seed, 64 at a time): real, box-blurred, and
+    reconstructed (which must match its `frames_judge_reads_tokenizer`)."""
+    rng, test_digits = np.random.default_rng([TEST_SEED, 1, 9]), load_digits("test")
+    batches = [generate_clips(min(64, num_frames - start), test_digits,
+                              clip_config("any", CLIP_FRAMES), rng)
+               for start in range(0, num_frames, 64)]
+    frames = torch.from_numpy(np.concatenate([b.videos[:, 0] for b in batches])).float()
+    frames = frames / 255 if batches[0].videos.dtype == np.uint8 else frames
+    digits = torch.as_tensor(np.concatenate([b.digits for b in batches]))
+
+    def reads(video: torch.Tensor) -> float:
+        still = video[:, None].expand(-1, MIN_FRAMES, -1, -1)
+        return round(float(reads_digit_sets(judge, still, digits).float().mean()), 4)
+
+    box = torch.ones(1, 1, 3, 3) / 9
+    model = pretrained(tokenizer).eval()
+    return {"real_frames_judge_reads": reads(frames),
+            "real_frames_box_blurred_judge_reads": reads(
+                F.conv2d(frames[:, None], box, padding=1)[:, 0]),
+            f"{tokenizer}_reconstructions_judge_reads": reads(
+                model.decode(model.encode(frames[:, None]))[:, 0])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("--frames", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    judge = pretrained("judge")
+    rows = []
+    for path in args.checkpoints:
+        payload = load_checkpoint(path)
+        model = build_model_from_checkpoint(path).eval()
+        rows.append({"checkpoint": str(path), "step": payload["step"],
+                     "train_minutes": round(payload["seconds"] / 60, 1),
+                     **evaluate_cogview_frames(model, judge, num_frames=args.frames)})
+        print(json.dumps(rows[-1]), flush=True)
+    judge_calibration = calibration(judge, args.frames, model.config.tokenizer)
+    print(json.dumps(judge_calibration))
+    command = "python docs/cogview_curve.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    args.out.write_text(json.dumps({"command": command, "rows": rows,
+                                    "calibration": judge_calibration}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
