@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows[-1]), flush=True)
     judge_calibration = calibration(judge, args.frames, model.config.tokenizer)
     print(json.dumps(judge_calibration))
+    # the calibration must have regenerated the very frames the rows were scored on
+    if judge_calibration[f"{model.config.tokenizer}_reconstructions_judge_reads"] != (
+            rows[-1]["frames_judge_reads_tokenizer"]):
+        raise RuntimeError("calibration frames differ from evaluate_cogview_frames' test frames")
     command = "python docs/cogview_curve.py " + " ".join(sys.argv[1:] if argv is None else argv)
     args.out.write_text(json.dumps({"command": command, "rows": rows,
                                     "calibration": judge_calibration}, indent=2) + "\n")

@@ -27,13 +27,12 @@ import torch.nn.functional as F
 from minivideo.metrics.reconstruction import evaluate_tokenizer, test_clips
 from minivideo.pretrained import pretrained
 from minivideo.train import TrainConfig, fit
-from minivideo.vqvae import _training_clips
+from minivideo.vqvae import _as_video, _training_clips
 
 
 def decoder_loss(model, batch):
     """MSE of the reconstruction from the frozen codes: only the decoder gets gradients."""
-    video = batch["video"].float()
-    video = video / 255 if batch["video"].dtype == torch.uint8 else video
+    video = _as_video(batch["video"], model.config.image_size)
     codes = model.encode(video)  # no_grad, and it never moves the codebook
     recon = model._decode_latents(model._embed(codes), len(video))
     loss = F.mse_loss(recon, video)

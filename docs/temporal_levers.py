@@ -304,18 +304,23 @@ def figures(path: Path, num_clips: int) -> dict:
     return out
 
 
+def _prompts(model: CogVideo, num_prompts: int):
+    """Test clips that move as the stage's training clips did, and their captions."""
+    clips = test_clips(model, num_prompts)
+    return clips, [_clip_caption(clips, i) for i in range(num_prompts)]
+
+
 def judged(path: Path, num_prompts: int, guidance: float, interp: Path | None = None,
            temperature: float = 1.0) -> dict:
-    """Text → video with this key-frame stage and the shipped interpolation stage, on prompts of
-    test clips that move as the stage's training clips did, read by the judge; and the judge on
-    those real clips (decoded from their codes), the ceiling."""
+    """Text → video with this key-frame stage and an interpolation stage (default: the shipped
+    one), on prompts of test clips that move as the stage's training clips did, read by the
+    judge; and the judge on those real clips (decoded from their codes), the ceiling."""
     middles = pretrained("cogvideo-interp") if interp is None else load(load_checkpoint(interp))
     model, judge = load(load_checkpoint(path)), pretrained("judge")
     out = {"checkpoint": str(path), "interp": str(interp or "shipped"), **evaluate_text_to_video(
         model, middles, judge, num_prompts, guidance=guidance, temperature=temperature)}
-    clips = test_clips(model, num_prompts)
+    clips, captions = _prompts(model, num_prompts)
     real = tokenizer_of(model).decode(clips.codes.long())
-    captions = [_clip_caption(clips, i) for i in range(num_prompts)]
     ceiling = caption_accuracy(judge, torch.from_numpy(to_uint8(real)), captions)
     out.update({f"real_clips_caption_{k}": round(v, 4) for k, v in ceiling.items()})
     return out
@@ -326,8 +331,7 @@ def keyframe_rows(paths: list[Path], num_prompts: int, guidance: float, temperat
     """Key frames sampled by each stage from prompts of test clips, under the real clips' key
     frames (decoded from their codes), as one PNG: what a person sees of each lever."""
     models = [load(load_checkpoint(path)) for path in paths]
-    clips = test_clips(models[0], num_prompts)
-    captions = [_clip_caption(clips, i) for i in range(num_prompts)]
+    clips, captions = _prompts(models[0], num_prompts)
     tokenizer = tokenizer_of(models[0])
     real = tokenizer.decode(clips.codes[:, ::KEYFRAME_STRIDE].long())
     sampled = [tokenizer.decode(sample_keyframes(model, _ids(captions), guidance=guidance,
@@ -342,6 +346,15 @@ def keyframe_rows(paths: list[Path], num_prompts: int, guidance: float, temperat
             titles.append(f"{i}: {path.stem}")
     save_frame_strip(torch.stack(rows), out, titles=titles)
     return {"prompts": captions, "checkpoints": [str(p) for p in paths], "png": str(out)}
+
+
+def _sampling_options(command: argparse.ArgumentParser, prompts: int) -> None:
+    """The options of the commands that sample stages on prompts of test clips."""
+    command.add_argument("checkpoints", nargs="+", type=Path)
+    command.add_argument("--prompts", type=int, default=prompts)
+    command.add_argument("--guidance", type=float, default=3.0)
+    command.add_argument("--temperature", type=float, default=1.0)
+    command.add_argument("--out", type=Path, required=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,19 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     measure.add_argument("--out", type=Path, required=True)
     read = commands.add_parser("judge", help="text → video with the shipped interpolation "
                                "stage, read by the judge, as JSON")
-    read.add_argument("checkpoints", nargs="+", type=Path)
-    read.add_argument("--prompts", type=int, default=32)
-    read.add_argument("--guidance", type=float, default=3.0)
+    _sampling_options(read, prompts=32)
     read.add_argument("--interp", type=Path, help="an interpolation stage (default: shipped)")
-    read.add_argument("--temperature", type=float, default=1.0)
-    read.add_argument("--out", type=Path, required=True)
     show = commands.add_parser("keyframes", help="key frames of each stage under the real "
                                "ones, as a PNG")
-    show.add_argument("checkpoints", nargs="+", type=Path)
-    show.add_argument("--prompts", type=int, default=4)
-    show.add_argument("--guidance", type=float, default=3.0)
-    show.add_argument("--temperature", type=float, default=1.0)
-    show.add_argument("--out", type=Path, required=True)
+    _sampling_options(show, prompts=4)
     args = parser.parse_args(argv)
     if args.command == "train":
         return train(args.variant, args.minutes, args.out, args.threads, args.keep_every,

@@ -210,6 +210,11 @@ def cell_offsets(text_len: int, num_frames: int, frame_len: int, grid: int,
     return index, defined
 
 
+def compass_ids(config: CogViewConfig, device: torch.device | None = None) -> torch.Tensor:
+    """Token ids of the eight compass words in a caption (COMPASS order): num_codes + word."""
+    return config.num_codes + torch.tensor([VOCAB.index(w) for w in COMPASS], device=device)
+
+
 # --------------------------------------------------------------------------- CogViewConfig
 @dataclass
 class CogViewConfig:

@@ -26,6 +26,7 @@ from minivideo.models.cogvideo.layout import (
     CogVideoConfig,
     CogViewConfig,
     cell_offsets,
+    compass_ids,
     spatial_mask,
     temporal_mask,
 )
@@ -275,9 +276,7 @@ class CogVideo(FromConfig, nn.Module):
         """Each example's offset-bias tables (layers, b, heads, offsets): the sum of the learned
         tables of the compass words its caption names, at its frame rate. idx holds the prefix."""
         config = self.base.config
-        compass_ids = config.num_codes + torch.tensor([VOCAB.index(w) for w in COMPASS],
-                                                      device=idx.device)
-        named = (idx[:, : config.text_len, None] == compass_ids).any(1)  # (b, 8): words named
+        named = (idx[:, : config.text_len, None] == compass_ids(config, idx.device)).any(1)
         rate = F.one_hot(idx[:, config.text_len].long() - config.vocab_size, len(FRAME_STRIDES))
         table = self.config.bias_scale * self.motion_bias
         return torch.einsum("bs,bd,lsdho->lbho", rate.to(table.dtype), named.to(table.dtype),
@@ -301,9 +300,7 @@ class CogVideo(FromConfig, nn.Module):
         """The copy pointer's mixture (log-probabilities) for the new tokens idx; the cache
         keeps the tokens fed so far and the caption's tables."""
         if start == 0:  # the prefix is here: read the caption's words and the frame rate
-            if idx.shape[1] <= self.base.config.text_len:
-                raise ValueError("pointer needs the whole prefix (caption and frame-rate token) "
-                                 "in the first call")
+            self._check_prefix(idx, "pointer")
             tokens, table = idx, self.pointer.tables(idx, len(self.frame_time))
         else:
             tokens, table = torch.cat([cache.tokens, idx], 1), cache.pointer_table
@@ -343,14 +340,19 @@ class CogVideo(FromConfig, nn.Module):
         if self.motion_bias is None:
             return None
         if start == 0:  # the prefix is here: read the caption's words and the frame rate
-            if idx.shape[1] <= self.base.config.text_len:
-                raise ValueError("caption_offsets needs the whole prefix (caption and frame-rate "
-                                 "token) in the first call")
+            self._check_prefix(idx, "caption_offsets")
             motion = self.caption_motion(idx)
             if cache is not None:
                 cache.motion = motion
             return motion
         return cache.motion
+
+    def _check_prefix(self, idx: torch.Tensor, option: str) -> None:
+        """An option that reads the caption needs it, and the frame-rate token, in the first
+        call."""
+        if idx.shape[1] <= self.base.config.text_len:
+            raise ValueError(f"{option} needs the whole prefix (caption and frame-rate token) "
+                             "in the first call")
 
     def feed_forward(self, i: int, x: torch.Tensor) -> torch.Tensor:
         """Layer i's feed-forward update: CogView's frozen MLP (a variant may mix in its own)."""

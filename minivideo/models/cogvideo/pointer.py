@@ -27,12 +27,7 @@ from torch import nn
 
 from minivideo.data.captions import MAX_SEGMENTS, VOCAB
 from minivideo.data.moving_mnist import COMPASS
-from minivideo.models.cogvideo.layout import FRAME_STRIDES, CogViewConfig
-
-
-def compass_ids(config: CogViewConfig, device: torch.device) -> torch.Tensor:
-    """Token ids of the eight compass words, in COMPASS order."""
-    return config.num_codes + torch.tensor([VOCAB.index(w) for w in COMPASS], device=device)
+from minivideo.models.cogvideo.layout import FRAME_STRIDES, CogViewConfig, compass_ids
 
 
 def path_slots(text: torch.Tensor, num_codes: int) -> torch.Tensor:
