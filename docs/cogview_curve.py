@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoints", nargs="+", type=Path)
     parser.add_argument("--frames", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -72,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model_from_checkpoint(path).eval()
         rows.append({"checkpoint": str(path), "step": payload["step"],
                      "train_minutes": round(payload["seconds"] / 60, 1),
-                     **evaluate_cogview_frames(model, judge, num_frames=args.frames)})
+                     **evaluate_cogview_frames(model, judge, num_frames=args.frames,
+                                              guidance=args.guidance,
+                                              temperature=args.temperature, top_k=args.top_k)})
         print(json.dumps(rows[-1]), flush=True)
     judge_calibration = calibration(judge, args.frames, model.config.tokenizer)
     print(json.dumps(judge_calibration))

@@ -135,3 +135,12 @@ def test_the_figure_kinds(files, capsys):
     with pytest.raises(SystemExit) as err:
         main(["eval", "tokenizer", "no-such-tokenizer"])
     assert err.value.code == 2 and "unknown pretrained model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [("--temperature", "0"), ("--temperature", "-1"),
+                                           ("--guidance", "-1")])
+def test_eval_cogvideo_refuses_bad_sampling_options_before_sampling(capsys, option, value):
+    with pytest.raises(SystemExit) as err:
+        main(["eval", "cogvideo", "--num", "1", option, value])
+    assert err.value.code == 2
+    assert f"{option} must be" in capsys.readouterr().err

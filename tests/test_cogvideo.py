@@ -324,6 +324,22 @@ def test_interpolation_keeps_the_given_frames_and_doubles_the_rate():
     assert video.shape == (1, 9, 8, 8) and torch.equal(video[:, ::4], keys)
 
 
+def test_key_frames_continue_from_a_given_first_frame():
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes").eval()
+    with torch.no_grad():
+        model.gate.normal_(std=0.5)  # the temporal channel takes part
+    drawn = sample_keyframes(model, captions(), greedy=True, guidance=2.0)
+    # given the first key frame the stage drew itself, greedy decoding goes on exactly as before
+    again = sample_keyframes(model, captions(), greedy=True, guidance=2.0, first=drawn[:, 0])
+    assert torch.equal(again, drawn)
+    # another first frame is kept as given, and the next key frames follow from it
+    other = (drawn[:, 0] + 1) % K
+    moved = sample_keyframes(model, captions(), greedy=True, guidance=2.0, first=other)
+    assert torch.equal(moved[:, 0], other) and not torch.equal(moved[:, 1:], drawn[:, 1:])
+    with pytest.raises(ValueError, match=r"first must be code grids \(b, h, w\) = \(2, 8, 8\)"):
+        sample_keyframes(model, captions(), first=drawn[:1, 0])
+
+
 def test_guidance_weights_zero_and_one():
     cond, uncond = torch.randn(3, K), torch.randn(3, K)
     assert torch.allclose(classifier_free_guidance(cond, uncond, 1.0), cond)

@@ -76,6 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="prompts of test clips (default 32)")
     cogvideo.add_argument("--guidance", type=float, default=3.0,
                           help="classifier-free guidance weight (default 3)")
+    cogvideo.add_argument("--temperature", type=float, default=1.0,
+                          help="sampling temperature of every stage (default 1: plain sampling)")
     cogvideo.add_argument("--held-out", action="store_true",
                           help="prompts made only of (digit, direction) pairs the stages never "
                                "trained on (needs stages trained with them held out)")
@@ -246,15 +248,17 @@ def run_cogvideo(args: argparse.Namespace) -> int:
     """Caption accuracy of the shipped text-to-video pipeline, and of CogView's frames."""
     if args.guidance < 0:
         raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
+    if not args.temperature > 0:
+        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
     judge = pretrained("judge")
     with user_input("--held-out"):
         figures = cogvideo_quality.evaluate_text_to_video(
             pretrained("cogvideo-keyframes"), pretrained("cogvideo-interp"), judge,
             num_prompts=args.num, guidance=args.guidance, seed=args.seed,
-            held_out=args.held_out)
+            held_out=args.held_out, temperature=args.temperature)
     figures.update(cogvideo_quality.evaluate_cogview_frames(
         pretrained("cogview"), judge, num_frames=2 * args.num, guidance=args.guidance,
-        seed=args.seed))
+        seed=args.seed, temperature=args.temperature))
     _print_figures(figures)
     return 0
 

@@ -176,8 +176,9 @@ def evaluate_keyframes(model: nn.Module, num_clips: int = 64) -> dict[str, float
 # --------------------------------------------------------------------------- frames the judge reads
 @torch.no_grad()
 def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 64,
-                            guidance: float = 3.0, seed: int = 0,
-                            batch_size: int = 32) -> dict[str, float]:
+                            guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
+                            temperature: float = 1.0,
+                            top_k: int | None = None) -> dict[str, float]:
     """Stage 0 as a person sees it: does a drawn frame show its caption's two digits?
 
     Each caption is the quadrant caption of frame 0 of a test clip. The judge reads clips, so
@@ -192,7 +193,8 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 
     drawn = []
     for start in range(0, num_frames, batch_size):
         ids = _ids(captions[start : start + batch_size])
-        codes = sample_images(model, ids, guidance=guidance, seed=seed + start)
+        codes = sample_images(model, ids, guidance=guidance, seed=seed + start,
+                              temperature=temperature, top_k=top_k)
         drawn.append(tokenizer.decode(codes[:, None].cpu())[:, 0])
     recon = tokenizer.decode(clips.codes[:, :1].long())[:, 0]
 
@@ -200,7 +202,12 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 
         still = frames[:, None].expand(-1, MIN_FRAMES, -1, -1)
         return round(float(reads_digit_sets(judge, still, clips.digits).float().mean()), 4)
 
-    return {"frames_judge_reads": reads(torch.cat(drawn)), "frames_guidance": guidance,
+    sampling = {"frames_guidance": guidance}  # the manifests' figures: plain sampling
+    if temperature != 1.0:
+        sampling["frames_temperature"] = temperature
+    if top_k is not None:
+        sampling["frames_top_k"] = top_k
+    return {"frames_judge_reads": reads(torch.cat(drawn)), **sampling,
             "frames_judge_reads_tokenizer": reads(recon), "frames_test": num_frames}
 
 

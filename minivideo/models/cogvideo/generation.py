@@ -101,16 +101,31 @@ def check_stage(model: nn.Module, stage: str) -> CogVideoConfig:
 def sample_keyframes(model: CogVideo, captions: torch.Tensor, *, stride: int = KEYFRAME_STRIDE,
                      guidance: float = 1.0, seed: int = 0, temperature: float = 1.0,
                      top_k: int | None = None, top_p: float | None = None,
-                     greedy: bool = False, progress: bool = False) -> torch.Tensor:
-    """Stage 1: key frames (b, 5, h, w) from caption word ids (b, 26), at a frame stride."""
+                     greedy: bool = False, progress: bool = False,
+                     first: torch.Tensor | None = None) -> torch.Tensor:
+    """Stage 1: key frames (b, 5, h, w) from caption word ids (b, 26), at a frame stride.
+
+    With `first` (b, h, w), the first key frame is given, not drawn (a real frame, or one CogView
+    drew): the stage continues from it as it did from every training clip's real first frame.
+    """
     config = check_stage(model, "keyframes")
     device = next(model.parameters()).device
     captions = captions.to(device)
     rate = torch.full((len(captions), 1), config.rate_token(stride), device=device)
     prefix = torch.cat([text_tokens(captions, config.base.num_codes), rate], dim=1)
-    return _sample_frames(model, prefix, len(config.frame_times), guidance=guidance,
-                          generator=_generator(seed, device), progress=progress,
-                          **_sampling_kwargs(temperature, top_k, top_p, greedy))
+    sampling = dict(guidance=guidance, generator=_generator(seed, device), progress=progress,
+                    **_sampling_kwargs(temperature, top_k, top_p, greedy))
+    if first is None:
+        return _sample_frames(model, prefix, len(config.frame_times), **sampling)
+    grid = config.base.grid
+    if first.dim() != 3 or tuple(first.shape) != (len(captions), grid, grid):
+        raise ValueError(f"first must be code grids (b, h, w) = ({len(captions)}, {grid}, {grid}),"
+                         f" got {tuple(first.shape)}")
+    first = first.to(device=device, dtype=torch.long)
+    bof = torch.full((len(captions), 1), config.base.boi, device=device)
+    prefix = torch.cat([prefix, bof, rearrange(first, "b h w -> b (h w)")], dim=1)
+    rest = _sample_frames(model, prefix, len(config.frame_times) - 1, **sampling)
+    return torch.cat([first[:, None], rest], dim=1)
 
 
 def fill_middle(model: CogVideo, captions: torch.Tensor, left: torch.Tensor,
@@ -172,11 +187,12 @@ def interpolate(model: CogVideo, captions: torch.Tensor, keyframes: torch.Tensor
 def text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, captions: torch.Tensor, *,
                   guidance: float = 1.0, seed: int = 0, temperature: float = 1.0,
                   top_k: int | None = None, top_p: float | None = None,
-                  progress: bool = False) -> torch.Tensor:
-    """The whole hierarchy: caption word ids (b, 26) → codes (b, 17, h, w)."""
+                  progress: bool = False, first: torch.Tensor | None = None) -> torch.Tensor:
+    """The whole hierarchy: caption word ids (b, 26) → codes (b, 17, h, w); with `first`
+    (b, h, w), from that first frame (see `sample_keyframes`)."""
     sampling = _sampling_kwargs(temperature, top_k, top_p, False)
     keys = sample_keyframes(keyframes_model, captions, guidance=guidance, seed=seed,
-                            progress=progress, **sampling)
+                            progress=progress, first=first, **sampling)
     return interpolate(interp_model, captions, keys, guidance=guidance, seed=seed + 1,
                        **sampling)
 
