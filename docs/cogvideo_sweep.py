@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         if source == "drawn":
             return None
         if source == "real":
-            return clips.codes[start:stop, 0].long()
+            return clips.codes[start:stop, :1].long()
         quadrants = [frame_caption(clips.digits[i], clips.positions[i, 0])
                      for i in range(start, stop)]
         return sample_images(cogview, _ids(quadrants), guidance=GUIDANCE, seed=start,
-                             temperature=temperature)
+                             temperature=temperature)[:, None]
 
     rows = []
     settings = [("drawn", t) for t in TEMPERATURES] + [("real", 1.0), ("cogview", 1.0)]
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             stop = min(start + args.batch_size, args.prompts)
             codes = text_to_video(keys, interp, _ids(captions[start:stop]), guidance=GUIDANCE,
                                   seed=start, temperature=temperature,
-                                  first=first_frames(source, start, stop, temperature))
+                                  given=first_frames(source, start, stop, temperature))
             videos.append(torch.from_numpy(to_uint8(tokenizer.decode(codes.cpu()))))
         reads = caption_accuracy(judge, torch.cat(videos), captions)
         rows.append({"first_key_frame": source, "temperature": temperature,

@@ -324,20 +324,23 @@ def test_interpolation_keeps_the_given_frames_and_doubles_the_rate():
     assert video.shape == (1, 9, 8, 8) and torch.equal(video[:, ::4], keys)
 
 
-def test_key_frames_continue_from_a_given_first_frame():
+def test_key_frames_continue_from_given_first_frames():
     model = CogVideo.from_cogview(tiny_cogview(), "keyframes").eval()
     with torch.no_grad():
         model.gate.normal_(std=0.5)  # the temporal channel takes part
     drawn = sample_keyframes(model, captions(), greedy=True, guidance=2.0)
-    # given the first key frame the stage drew itself, greedy decoding goes on exactly as before
-    again = sample_keyframes(model, captions(), greedy=True, guidance=2.0, first=drawn[:, 0])
-    assert torch.equal(again, drawn)
+    # given the key frames the stage drew itself, greedy decoding goes on exactly as before
+    for f in (1, 3):
+        again = sample_keyframes(model, captions(), greedy=True, guidance=2.0,
+                                 given=drawn[:, :f])
+        assert torch.equal(again, drawn), f
     # another first frame is kept as given, and the next key frames follow from it
-    other = (drawn[:, 0] + 1) % K
-    moved = sample_keyframes(model, captions(), greedy=True, guidance=2.0, first=other)
-    assert torch.equal(moved[:, 0], other) and not torch.equal(moved[:, 1:], drawn[:, 1:])
-    with pytest.raises(ValueError, match=r"first must be code grids \(b, h, w\) = \(2, 8, 8\)"):
-        sample_keyframes(model, captions(), first=drawn[:1, 0])
+    other = (drawn[:, :1] + 1) % K
+    moved = sample_keyframes(model, captions(), greedy=True, guidance=2.0, given=other)
+    assert torch.equal(moved[:, :1], other) and not torch.equal(moved[:, 1:], drawn[:, 1:])
+    for bad in (drawn[:1, :1], drawn[:, 0], drawn):  # batch, no frame axis, nothing left to draw
+        with pytest.raises(ValueError, match=r"given must be key frames \(b, f, h, w\) with b = 2"):
+            sample_keyframes(model, captions(), given=bad)
 
 
 def test_guidance_weights_zero_and_one():

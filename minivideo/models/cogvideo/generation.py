@@ -102,30 +102,28 @@ def sample_keyframes(model: CogVideo, captions: torch.Tensor, *, stride: int = K
                      guidance: float = 1.0, seed: int = 0, temperature: float = 1.0,
                      top_k: int | None = None, top_p: float | None = None,
                      greedy: bool = False, progress: bool = False,
-                     first: torch.Tensor | None = None) -> torch.Tensor:
+                     given: torch.Tensor | None = None) -> torch.Tensor:
     """Stage 1: key frames (b, 5, h, w) from caption word ids (b, 26), at a frame stride.
 
-    With `first` (b, h, w), the first key frame is given, not drawn (a real frame, or one CogView
-    drew): the stage continues from it as it did from every training clip's real first frame.
+    With `given` (b, f, h, w), the first f key frames are given, not drawn (real frames, or a
+    frame CogView drew), and the stage continues from them as it did from every training clip's
+    real frames: image-to-video, or a clip re-captioned from its first frame (notebook 10).
     """
     config = check_stage(model, "keyframes")
     device = next(model.parameters()).device
     captions = captions.to(device)
-    rate = torch.full((len(captions), 1), config.rate_token(stride), device=device)
-    prefix = torch.cat([text_tokens(captions, config.base.num_codes), rate], dim=1)
     sampling = dict(guidance=guidance, generator=_generator(seed, device), progress=progress,
                     **_sampling_kwargs(temperature, top_k, top_p, greedy))
-    if first is None:
-        return _sample_frames(model, prefix, len(config.frame_times), **sampling)
-    grid = config.base.grid
-    if first.dim() != 3 or tuple(first.shape) != (len(captions), grid, grid):
-        raise ValueError(f"first must be code grids (b, h, w) = ({len(captions)}, {grid}, {grid}),"
-                         f" got {tuple(first.shape)}")
-    first = first.to(device=device, dtype=torch.long)
-    bof = torch.full((len(captions), 1), config.base.boi, device=device)
-    prefix = torch.cat([prefix, bof, rearrange(first, "b h w -> b (h w)")], dim=1)
-    rest = _sample_frames(model, prefix, len(config.frame_times) - 1, **sampling)
-    return torch.cat([first[:, None], rest], dim=1)
+    frames, grid = len(config.frame_times), config.base.grid
+    given = torch.empty(len(captions), 0, grid, grid, dtype=torch.long) if given is None else given
+    if given.dim() != 4 or tuple(given.shape[2:]) != (grid, grid) or len(given) != len(captions) \
+            or given.shape[1] >= frames:
+        raise ValueError(f"given must be key frames (b, f, h, w) with b = {len(captions)}, "
+                         f"f < {frames} and h = w = {grid}; got {tuple(given.shape)}")
+    given = given.to(device=device, dtype=torch.long)
+    prefix = video_sequence(config, captions, stride, given)
+    drawn = _sample_frames(model, prefix, frames - given.shape[1], **sampling)
+    return torch.cat([given, drawn], dim=1)
 
 
 def fill_middle(model: CogVideo, captions: torch.Tensor, left: torch.Tensor,
@@ -187,12 +185,12 @@ def interpolate(model: CogVideo, captions: torch.Tensor, keyframes: torch.Tensor
 def text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, captions: torch.Tensor, *,
                   guidance: float = 1.0, seed: int = 0, temperature: float = 1.0,
                   top_k: int | None = None, top_p: float | None = None,
-                  progress: bool = False, first: torch.Tensor | None = None) -> torch.Tensor:
-    """The whole hierarchy: caption word ids (b, 26) → codes (b, 17, h, w); with `first`
-    (b, h, w), from that first frame (see `sample_keyframes`)."""
+                  progress: bool = False, given: torch.Tensor | None = None) -> torch.Tensor:
+    """The whole hierarchy: caption word ids (b, 26) → codes (b, 17, h, w); with `given`
+    (b, f, h, w), from those first key frames (see `sample_keyframes`)."""
     sampling = _sampling_kwargs(temperature, top_k, top_p, False)
     keys = sample_keyframes(keyframes_model, captions, guidance=guidance, seed=seed,
-                            progress=progress, first=first, **sampling)
+                            progress=progress, given=given, **sampling)
     return interpolate(interp_model, captions, keys, guidance=guidance, seed=seed + 1,
                        **sampling)
 
