@@ -19,59 +19,48 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from minivideo.metrics.captions import caption_accuracy
-from minivideo.metrics.cogvideo_quality import _clip_caption, _ids, test_clips, tokenizer_of
-from minivideo.models.cogvideo import frame_caption, sample_images, text_to_video
+from minivideo.metrics.cogvideo_quality import _ids, evaluate_text_to_video, test_clips
+from minivideo.models.cogvideo import frame_caption, sample_images
 from minivideo.pretrained import pretrained
-from minivideo.viz import to_uint8
 
 TEMPERATURES = (1.0, 0.8, 0.7)
 GUIDANCE = 3.0
+
+
+def cogview_first_frames(cogview: torch.nn.Module, clips, batch_size: int) -> torch.Tensor:
+    """(n, 1, h, w): CogView's drawing of each test clip's first frame, from its own quadrant
+    caption (where the clip's digits start)."""
+    quadrants = [frame_caption(clips.digits[i], clips.positions[i, 0]) for i in range(len(clips))]
+    return torch.cat([sample_images(cogview, _ids(quadrants[start : start + batch_size]),
+                                    guidance=GUIDANCE, seed=start)
+                      for start in range(0, len(clips), batch_size)])[:, None]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    keys, interp, cogview, judge = (pretrained(name) for name in (
-        "cogvideo-keyframes", "cogvideo-interp", "cogview", "judge"))
-    clips = test_clips(keys, args.prompts)
-    tokenizer = tokenizer_of(keys)
-    captions = [_clip_caption(clips, i) for i in range(args.prompts)]
-
-    def first_frames(source: str, start: int, stop: int, temperature: float):
-        if source == "drawn":
-            return None
-        if source == "real":
-            return clips.codes[start:stop, :1].long()
-        quadrants = [frame_caption(clips.digits[i], clips.positions[i, 0])
-                     for i in range(start, stop)]
-        return sample_images(cogview, _ids(quadrants), guidance=GUIDANCE, seed=start,
-                             temperature=temperature)[:, None]
-
+    keys, interp, judge = (pretrained(name)
+                           for name in ("cogvideo-keyframes", "cogvideo-interp", "judge"))
+    clips = test_clips(keys, args.prompts)  # the prompts evaluate_text_to_video captions
+    firsts = {"drawn": None, "real": clips.codes[:, :1].long(),
+              "cogview": cogview_first_frames(pretrained("cogview"), clips, 16)}
     rows = []
-    settings = [("drawn", t) for t in TEMPERATURES] + [("real", 1.0), ("cogview", 1.0)]
-    for source, temperature in settings:
-        videos, began = [], time.perf_counter()
-        for start in range(0, args.prompts, args.batch_size):
-            stop = min(start + args.batch_size, args.prompts)
-            codes = text_to_video(keys, interp, _ids(captions[start:stop]), guidance=GUIDANCE,
-                                  seed=start, temperature=temperature,
-                                  given=first_frames(source, start, stop, temperature))
-            videos.append(torch.from_numpy(to_uint8(tokenizer.decode(codes.cpu()))))
-        reads = caption_accuracy(judge, torch.cat(videos), captions)
-        rows.append({"first_key_frame": source, "temperature": temperature,
-                     **{key: round(value, 4) for key, value in reads.items()},
-                     "seconds": round(time.perf_counter() - began, 1)})
+    for first, temperature in [("drawn", t) for t in TEMPERATURES] + [("real", 1.0),
+                                                                        ("cogview", 1.0)]:
+        figures = evaluate_text_to_video(keys, interp, judge, num_prompts=args.prompts,
+                                         guidance=GUIDANCE, temperature=temperature,
+                                         given=firsts[first])
+        rows.append({"first_key_frame": first, "temperature": temperature,
+                     **{key.removeprefix("t2v_caption_"): value for key, value in figures.items()
+                        if key.startswith("t2v_caption_")}})
         print(json.dumps(rows[-1]), flush=True)
     command = "python docs/cogvideo_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     args.out.write_text(json.dumps({"command": command, "prompts": args.prompts,

@@ -57,16 +57,54 @@ def calibration(judge: torch.nn.Module, num_frames: int, tokenizer: str) -> dict
                 model.decode(model.encode(frames[:, None]))[:, 0])}
 
 
+def plot(runs: dict[str, dict], path: Path) -> None:
+    """Judge reads against CPU-minutes, a line per run (a JSON this script wrote), with what the
+    judge reads of real frames and of the tokenizer's reconstructions as ceilings."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for label, run in runs.items():
+        rows = sorted(run["rows"], key=lambda r: r["train_minutes"])
+        ax.plot([r["train_minutes"] for r in rows], [100 * r["frames_judge_reads"] for r in rows],
+                "o-", label=label)
+    calibration = next(iter(runs.values()))["calibration"]
+    for key, value in calibration.items():
+        name = key.replace("_judge_reads", "").replace("_", " ")
+        ax.axhline(100 * value, ls=":", color="gray")
+        ax.text(0.01, 100 * value + 0.8, f"judge on {name}", fontsize=7, color="gray",
+                transform=ax.get_yaxis_transform())  # x in axes units, y in data units
+    ax.set(xlabel="CPU-minutes of training (2 threads)", ylim=(0, 75),
+           ylabel="frames whose caption's digits\nthe judge reads (%)")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("checkpoints", nargs="*", type=Path)
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="FILE.png of the runs in --rows (LABEL=FILE.json), measuring nothing")
+    parser.add_argument("--rows", nargs="+", default=[], metavar="LABEL=FILE.json")
     parser.add_argument("--frames", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=None, help="FILE.json for the rows")
     args = parser.parse_args(argv)
+    if args.plot is not None:
+        if not args.rows or any("=" not in item for item in args.rows):
+            parser.error("--plot needs --rows LABEL=FILE.json ...")
+        plot({label: json.loads(Path(file).read_text())
+              for label, file in (item.split("=", 1) for item in args.rows)}, args.plot)
+        return 0
+    if not args.checkpoints or args.out is None:
+        parser.error("give the checkpoints to score and --out FILE.json (or --plot)")
     torch.set_num_threads(args.threads)
     judge = pretrained("judge")
     rows = []

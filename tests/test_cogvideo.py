@@ -343,6 +343,14 @@ def test_key_frames_continue_from_given_first_frames():
             sample_keyframes(model, captions(), given=bad)
 
 
+def test_text_to_video_evaluation_checks_the_given_first_frames():
+    keys = CogVideo.from_cogview(tiny_cogview(), "keyframes")
+    interp = CogVideo.from_cogview(tiny_cogview(), "interp")
+    with pytest.raises(ValueError, match="given must hold key frames for each of the 2 prompts"):
+        evaluate_text_to_video(keys, interp, None, num_prompts=2,
+                               given=torch.zeros(3, 1, 8, 8, dtype=torch.long))
+
+
 def test_guidance_weights_zero_and_one():
     cond, uncond = torch.randn(3, K), torch.randn(3, K)
     assert torch.allclose(classifier_free_guidance(cond, uncond, 1.0), cond)

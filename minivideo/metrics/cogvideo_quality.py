@@ -216,9 +216,17 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 
 def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, judge: nn.Module,
                            num_prompts: int = 32, guidance: float = 3.0, seed: int = 0,
                            batch_size: int = 16, held_out: bool = False,
-                           temperature: float = 1.0) -> dict[str, float]:
+                           temperature: float = 1.0,
+                           given: torch.Tensor | None = None) -> dict[str, float]:
     """The whole hierarchy on prompts of test clips (or, with held_out, on prompts made only of
-    (digit, direction) pairs the stages never trained on): caption accuracy, seconds per clip."""
+    (digit, direction) pairs the stages never trained on): caption accuracy, seconds per clip.
+
+    `given` (num_prompts, f, h, w): the first f key frames of each clip, given instead of drawn
+    (`sample_keyframes`); the test clips' own frames are `test_clips(keyframes_model, n).codes`.
+    """
+    if given is not None and len(given) != num_prompts:
+        raise ValueError(f"given must hold key frames for each of the {num_prompts} prompts, "
+                         f"got {len(given)}")
     if held_out:
         for stage in (keyframes_model, interp_model):
             if "held_out_pairs" not in stage.config.extra:
@@ -233,8 +241,10 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
     videos, began = [], time.perf_counter()
     for start in range(0, num_prompts, batch_size):
         ids = _ids(captions[start : start + batch_size])
-        codes = text_to_video(keyframes_model, interp_model, ids, guidance=guidance,
-                              seed=seed + start, temperature=temperature)
+        codes = text_to_video(
+            keyframes_model, interp_model, ids, guidance=guidance, seed=seed + start,
+            temperature=temperature,
+            given=None if given is None else given[start : start + batch_size])
         videos.append(torch.from_numpy(to_uint8(tokenizer.decode(codes.cpu()))))
     seconds = (time.perf_counter() - began) / num_prompts
     accuracy = caption_accuracy(judge, torch.cat(videos), captions)
