@@ -1,16 +1,29 @@
 """How legible CogView's frames get with CPU-minutes, and what the judge reads of real frames.
 
-The shipped CogView run keeps a snapshot every 2,000 steps (its manifest's command:
-`python -m minivideo train cogview --config small --steps 100000 --minutes 40.0 --threads 2
---bf16 --save-every 1000 --keep-every 2000 --no-eval --export checkpoints/cogview.pt
---out runs/s22-cogview.pt`). This script scores each snapshot as `evaluate_cogview_frames` does
-(the judge reads the caption's two digits in a drawn frame, guidance 3), on 256 test frames, and
-calibrates the judge on the same kind of frames: real ones, real ones blurred by a 3×3 box, and
-the tokenizer's reconstructions. A frame is held still for the judge, which reads clips.
+A CogView run keeps a snapshot every N steps (`--keep-every`). This script scores each snapshot as
+`evaluate_cogview_frames` does (the judge reads the caption's two digits in a drawn frame,
+guidance 3), on 256 test frames, and calibrates the judge on the same kind of frames: real ones,
+real ones blurred by a 3×3 box, and the tokenizer's reconstructions. A frame is held still for
+the judge, which reads clips. The two runs of README (commands in their manifests):
 
+    # the 40-minute run (the shipped CogView until stop 26)
+    python -m minivideo train cogview --config small --steps 100000 --minutes 40.0 --threads 2 \
+        --bf16 --save-every 1000 --keep-every 2000 --no-eval --export checkpoints/cogview.pt \
+        --out runs/s22-cogview.pt
     python docs/cogview_curve.py runs/s22-cogview-step00{2,4,6,8}000.pt \
         runs/s22-cogview-step01{0,2}000.pt runs/s22-cogview.pt \
         --out docs/figures/cogview_curve.json
+    # the 110-minute run (the shipped CogView)
+    python -m minivideo train cogview --config small --steps 100000 --minutes 105 --threads 2 \
+        --bf16 --save-every 1000 --keep-every 3000 --no-eval --out runs/s26-cogview.pt
+    python docs/cogview_curve.py runs/s26-cogview-step0*.pt runs/s26-cogview.pt --threads 1 \
+        --out docs/figures/cogview_curve_long.json
+    # both against CPU-minutes
+    python docs/cogview_curve.py --plot docs/figures/cogview_curve.png --rows \
+        "40-minute run (shipped until now)=docs/figures/cogview_curve.json" \
+        "110-minute run (shipped)=docs/figures/cogview_curve_long.json"
+
+`--temperature`, `--top-k` and `--guidance` score the same frames under other sampling settings.
 """
 
 from __future__ import annotations
