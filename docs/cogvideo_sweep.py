@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from minivideo.metrics.cogvideo_quality import _ids, evaluate_text_to_video, test_clips
+from minivideo.data.captions import CaptionTokenizer
+from minivideo.metrics.cogvideo_quality import evaluate_text_to_video, test_clips
 from minivideo.models.cogvideo import frame_caption, sample_images
 from minivideo.pretrained import pretrained
 
@@ -35,8 +36,9 @@ def cogview_first_frames(cogview: torch.nn.Module, clips, batch_size: int) -> to
     """(n, 1, h, w): CogView's drawing of each test clip's first frame, from its own quadrant
     caption (where the clip's digits start)."""
     quadrants = [frame_caption(clips.digits[i], clips.positions[i, 0]) for i in range(len(clips))]
-    return torch.cat([sample_images(cogview, _ids(quadrants[start : start + batch_size]),
-                                    guidance=GUIDANCE, seed=start)
+    ids = CaptionTokenizer().encode_batch(quadrants)
+    return torch.cat([sample_images(cogview, ids[start : start + batch_size], guidance=GUIDANCE,
+                                    seed=start)
                       for start in range(0, len(clips), batch_size)])[:, None]
 
 
