@@ -23,9 +23,8 @@ from pathlib import Path
 
 import torch
 
-from minivideo.data.captions import CaptionTokenizer
-from minivideo.metrics.cogvideo_quality import evaluate_text_to_video, test_clips
-from minivideo.models.cogvideo import frame_caption, sample_images
+from minivideo.metrics.cogvideo_quality import draw_frames, evaluate_text_to_video, test_clips
+from minivideo.models.cogvideo import frame_caption
 from minivideo.pretrained import pretrained
 
 TEMPERATURES = (1.0, 0.8, 0.7)
@@ -36,10 +35,7 @@ def cogview_first_frames(cogview: torch.nn.Module, clips, batch_size: int) -> to
     """(n, 1, h, w): CogView's drawing of each test clip's first frame, from its own quadrant
     caption (where the clip's digits start)."""
     quadrants = [frame_caption(clips.digits[i], clips.positions[i, 0]) for i in range(len(clips))]
-    ids = CaptionTokenizer().encode_batch(quadrants)
-    return torch.cat([sample_images(cogview, ids[start : start + batch_size], guidance=GUIDANCE,
-                                    seed=start)
-                      for start in range(0, len(clips), batch_size)])[:, None]
+    return draw_frames(cogview, quadrants, GUIDANCE, seed=0, batch_size=batch_size)[:, None]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -175,6 +175,16 @@ def evaluate_keyframes(model: nn.Module, num_clips: int = 64) -> dict[str, float
 
 # --------------------------------------------------------------------------- frames the judge reads
 @torch.no_grad()
+def draw_frames(model: CogView, captions: list[str], guidance: float = 3.0, seed: int = 0,
+                batch_size: int = 32, **sampling) -> torch.Tensor:
+    """Code grids (n, h, w) CogView draws for frame captions, batch by batch (batch b's seed is
+    seed + its first index, so a frame does not depend on how many are drawn)."""
+    return torch.cat([sample_images(model, _ids(captions[start : start + batch_size]),
+                                    guidance=guidance, seed=seed + start, **sampling)
+                      for start in range(0, len(captions), batch_size)])
+
+
+@torch.no_grad()
 def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 64,
                             guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
                             temperature: float = 1.0,
@@ -190,12 +200,10 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 
     clips = test_clips(model, num_frames)
     tokenizer = tokenizer_of(model)
     captions = [frame_caption(clips.digits[i], clips.positions[i, 0]) for i in range(num_frames)]
-    drawn = []
-    for start in range(0, num_frames, batch_size):
-        ids = _ids(captions[start : start + batch_size])
-        codes = sample_images(model, ids, guidance=guidance, seed=seed + start,
-                              temperature=temperature, top_k=top_k)
-        drawn.append(tokenizer.decode(codes[:, None].cpu())[:, 0])
+    codes = draw_frames(model, captions, guidance, seed, batch_size, temperature=temperature,
+                        top_k=top_k)
+    drawn = [tokenizer.decode(codes[start : start + batch_size, None].cpu())[:, 0]
+             for start in range(0, num_frames, batch_size)]
     recon = tokenizer.decode(clips.codes[:, :1].long())[:, 0]
 
     def reads(frames: torch.Tensor) -> float:
