@@ -29,6 +29,7 @@ One prior serves the three conditionings (condition dropout): it is a class prio
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -113,6 +114,32 @@ SCHEDULES = {
 }
 
 
+@torch.no_grad()
+def grow_vocabulary(prior: VideoGPT, parents: torch.Tensor) -> VideoGPT:
+    """A copy of `prior` over a split codebook (`minivideo.codebook.split_codebook`).
+
+    New code j starts with the embedding of its parent code parents[j]; the output head is tied
+    to the embedding, so it also starts with its parent's logit. Class tokens, BOS and NULL keep
+    their vectors (their ids move up with the codebook). Every other weight is kept.
+    """
+    old = prior.config.num_codes
+    parents = torch.as_tensor(parents, dtype=torch.long).cpu()
+    if parents.dim() != 1 or len(parents) < old or not torch.equal(parents[:old],
+                                                                   torch.arange(old)):
+        raise ValueError(f"parents must be a 1-D tensor whose first {old} entries are 0..{old - 1}"
+                         f" (a split of the prior's codebook), got shape {tuple(parents.shape)}")
+    if int(parents.max()) >= old or int(parents.min()) < 0:
+        raise ValueError(f"parents must name codes of the prior's codebook, in [0, {old})")
+    bigger = VideoGPT(replace(prior.config, num_codes=len(parents))).to(
+        prior.gpt.tok_emb.weight.device)
+    state = prior.state_dict()
+    table = state["gpt.tok_emb.weight"]  # (codes + class tokens, BOS, NULL; c)
+    state["gpt.tok_emb.weight"] = torch.cat([table[parents.to(table.device)], table[old:]])
+    state["gpt.head.weight"] = state["gpt.tok_emb.weight"]  # tied
+    bigger.load_state_dict(state)
+    return bigger
+
+
 def held_out_batch(preset: str, size: int, name: str = TOKENIZER) -> dict[str, torch.Tensor]:
     """`size` clips of TEST digits (seed 1234), encoded: the periodic held-out loss."""
     data = stream("test", seed=1234, num_clips=size)
@@ -138,5 +165,6 @@ TARGET = make_target(TOKENIZER)
 TARGET_T2 = make_target("vqvae-compact-t2")
 
 __all__ = ["CONTEXT_FRAMES", "EncodeBatch", "SCHEDULES", "SIZES", "TARGET", "TARGET_T2",
-           "TOKENIZER", "build_model", "compact_loss", "encode_videos", "held_out_batch",
+           "TOKENIZER", "build_model", "compact_loss", "encode_videos", "grow_vocabulary",
+           "held_out_batch",
            "make_target", "stream"]
