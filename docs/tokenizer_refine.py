@@ -29,52 +29,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from minivideo.checkpoints import build_model_from_checkpoint
+from minivideo.codebook import parent_codes, split_codebook
 from minivideo.metrics.reconstruction import evaluate_tokenizer, test_clips
 from minivideo.metrics.videogpt_quality import judge_reads
 from minivideo.pretrained import pretrained
 from minivideo.train import TrainConfig, fit
 from minivideo.vqvae import ClipTokenizer, _training_clips, tokenizer_loss
-
-
-@torch.no_grad()
-def split_codebook(tokenizer: ClipTokenizer, seed: int = 0, noise: float = 0.05) -> ClipTokenizer:
-    """A copy of `tokenizer` with 2K codes: code k + K is a nudged child of code k (k ≥ 1).
-
-    Code 0 (the reserved empty code) is not split; its slot K gets a child of the most used
-    code. Children and parents share their parent's EMA mass, so neither looks dead.
-    """
-    old = tokenizer.quantizer
-    k = old.num_codes
-    bigger = ClipTokenizer(replace(tokenizer.config, num_codes=2 * k))
-    state = {name: value for name, value in tokenizer.state_dict().items()
-             if not name.startswith("quantizer.")}
-    bigger.load_state_dict(state, strict=False)
-    new = bigger.quantizer
-    parents = torch.arange(k)
-    parents[0] = int(old.usage[1:].argmax()) + 1  # slot K: a second child of the busiest code
-    generator = torch.Generator().manual_seed(seed)
-    scale = old.embedding[1:].std() * noise
-    child = old.embedding[parents] + scale * torch.randn(k, old.code_dim, generator=generator)
-    new.embedding.copy_(torch.cat([old.embedding, child]))
-    if new.ema:
-        mass = torch.cat([old.cluster_size, old.cluster_size[parents]]) / 2
-        new.cluster_size.copy_(mass)
-        new.embed_sum.copy_(new.embedding * mass[:, None])
-    new.usage.copy_(torch.cat([old.usage, old.usage[parents]]) / 2)
-    new.initialized.fill_(True)
-    new._zero_empty()
-    return bigger
-
-
-def parent_of(codes: torch.Tensor, num_old: int, busiest: int) -> torch.Tensor:
-    """The old code each split code descends from (identity below num_old)."""
-    parent = codes % num_old
-    return torch.where(codes == num_old, torch.full_like(codes, busiest), parent)
 
 
 def figures(tokenizer: ClipTokenizer, classifier, judge, clips: dict) -> dict:
@@ -91,7 +56,8 @@ def figures(tokenizer: ClipTokenizer, classifier, judge, clips: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokenizer", default="vqvae-compact-t2")
+    parser.add_argument("--tokenizer", default="vqvae-compact-t2",
+                        help="a shipped tokenizer's name, or a checkpoint file (.pt)")
     parser.add_argument("--split", type=int, choices=(1, 2), default=1,
                         help="1: the same codebook; 2: every code split in two")
     parser.add_argument("--minutes", type=float, default=60.0)
@@ -108,12 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     classifier, judge = pretrained("digit-classifier"), pretrained("judge")
     clips = test_clips(64, 16)  # the clips of `eval videogpt --num 64`
-    shipped = pretrained(args.tokenizer)
+    shipped = (build_model_from_checkpoint(args.tokenizer) if args.tokenizer.endswith(".pt")
+               else pretrained(args.tokenizer))
     before = figures(shipped, classifier, judge, clips)
     probe = test_clips(32, 16, seed=99)["video"]
     old_codes = shipped.encode(probe)
-    busiest = int(shipped.quantizer.usage[1:].argmax()) + 1
-    tokenizer = split_codebook(shipped, args.seed) if args.split == 2 else shipped
+    tokenizer, parents = (split_codebook(shipped, seed=args.seed) if args.split == 2
+                          else (shipped, torch.arange(shipped.num_codes)))
     # no dead-code restarts: on a CPU batch of 8 clips most codes look "dead" to a usage EMA
     # tuned for the GPU's 32, and a restart re-means a code the prior has learned
     tokenizer.quantizer.restart_dead = False
@@ -125,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     after = figures(tokenizer, classifier, judge, clips)
     new_codes = tokenizer.encode(probe)
     ink = old_codes != 0
-    kept = parent_of(new_codes, shipped.num_codes, busiest) == old_codes if args.split == 2 \
-        else new_codes == old_codes
+    kept = parent_codes(new_codes, parents) == old_codes
     rows = {"command": "python docs/tokenizer_refine.py " + " ".join(
                 sys.argv[1:] if argv is None else argv),
             "num_codes": tokenizer.num_codes, "steps": result.step,
