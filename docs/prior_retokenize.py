@@ -26,6 +26,7 @@ against 45%. The shipped pair was kept.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -36,22 +37,10 @@ from minivideo.checkpoints import build_model_from_checkpoint
 from minivideo.codebook import split_quantizer
 from minivideo.metrics.reconstruction import test_clips
 from minivideo.metrics.videogpt_quality import evaluate_videogpt, judge_reads
-from minivideo.models.videogpt import VideoGPT, sample_clips, videogpt_loss
-from minivideo.models.videogpt_compact import grow_vocabulary, stream
+from minivideo.models.videogpt import VideoGPT, sample_clips
+from minivideo.models.videogpt_compact import compact_loss, grow_vocabulary, stream
 from minivideo.pretrained import pretrained
 from minivideo.train import TrainConfig, fit
-from minivideo.vqvae import encode_frozen
-
-
-class RefinedLoss:
-    """`videogpt_loss` on clips encoded (frozen, float32) by the refined tokenizer."""
-
-    def __init__(self, tokenizer: torch.nn.Module) -> None:
-        self.tokenizer = tokenizer
-
-    def __call__(self, model, batch):
-        codes = encode_frozen(self.tokenizer, batch["video"])
-        return videogpt_loss(model, {"codes": codes, "digits": batch["digits"]})
 
 
 def class_reads(prior: VideoGPT, tokenizer, clips: dict, guidance: float, seed: int) -> float:
@@ -87,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                              warmup_steps=50, weight_decay=0.01, cpu_bf16=True,
                              minutes=args.minutes, save_every=100)
-        result = fit(prior, RefinedLoss(tokenizer), stream("train", seed=27), config,
-                     checkpoint=args.out, resume=args.resume)
+        loss = functools.partial(compact_loss, tokenizer=tokenizer)  # the refined codes
+        result = fit(prior, loss, stream("train", seed=27), config, checkpoint=args.out,
+                     resume=args.resume)
         trained = {"steps": result.step, "clips": result.step * args.batch_size,
                    "train_minutes": round(result.seconds / 60, 1)}
     else:

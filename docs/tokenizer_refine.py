@@ -35,7 +35,7 @@ import torch
 
 from minivideo.checkpoints import build_model_from_checkpoint
 from minivideo.codebook import parent_codes, split_codebook
-from minivideo.metrics.reconstruction import evaluate_tokenizer, test_clips
+from minivideo.metrics.reconstruction import evaluate_tokenizer, reconstruct, test_clips
 from minivideo.metrics.videogpt_quality import judge_reads
 from minivideo.pretrained import pretrained
 from minivideo.train import TrainConfig, fit
@@ -46,9 +46,7 @@ def figures(tokenizer: ClipTokenizer, classifier, judge, clips: dict) -> dict:
     """Reconstruction figures (256 clips) and the judge's ceiling on the 64 VideoGPT clips."""
     tokenizer.eval()
     row = evaluate_tokenizer(tokenizer, num_clips=256, classifier=classifier)
-    with torch.no_grad():
-        recon = torch.cat([tokenizer.decode(tokenizer.encode(clips["video"][i : i + 16]))
-                           for i in range(0, len(clips["video"]), 16)])
+    recon = reconstruct(tokenizer, clips["video"], batch_size=16)
     row["judge_reads_tokenizer"] = judge_reads(judge, recon, clips["digits"])
     row["judge_reads_real"] = judge_reads(judge, clips["video"], clips["digits"])
     return row

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from minivideo.checkpoints import build_model_from_checkpoint
-from minivideo.metrics.reconstruction import test_clips
+from minivideo.metrics.reconstruction import reconstruct, test_clips
 from minivideo.metrics.videogpt_quality import PREDICTION_CONTEXT, judge_reads
 from minivideo.models.videogpt import predict_clips, sample_clips
 from minivideo.pretrained import pretrained
@@ -48,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                           seed=11, batch_size=32)
     predicted = predict_clips(prior, tokenizer, video[:, :PREDICTION_CONTEXT], seed=12,
                               batch_size=32)
-    with torch.no_grad():
-        recon = torch.cat([tokenizer.decode(tokenizer.encode(video[i : i + 32]))
-                           for i in range(0, args.clips, 32)])
+    recon = reconstruct(tokenizer, video, batch_size=32)
     rows = {"command": "python docs/videogpt_judge.py " + " ".join(
                 sys.argv[1:] if argv is None else argv),
             "prior": str(args.prior), "tokenizer": str(args.tokenizer),

@@ -92,3 +92,24 @@ def test_grown_prior_gives_children_their_parents_logits():
     assert torch.allclose(new[..., 16:], old[..., 8:], atol=1e-5)  # class tokens, BOS, NULL
     with pytest.raises(ValueError, match="parents"):
         grow_vocabulary(prior, torch.tensor([1, 0, 2, 3, 4, 5, 6, 7, 0]))
+
+
+def test_compact_loss_encodes_with_the_tokenizer_it_is_given():
+    # the carried-over prior trains on a refined tokenizer that is not the shipped one
+    from minivideo.metrics.reconstruction import reconstruct
+    from minivideo.models.videogpt import videogpt_loss
+    from minivideo.models.videogpt_compact import compact_loss
+
+    torch.manual_seed(0)
+    tokenizer = ClipTokenizer(ClipTokenizerConfig.compact("tiny", time_down=2)).eval()
+    video = (torch.rand(3, 16, 64, 64) > 0.8).float()
+    prior = VideoGPT(VideoGPTConfig.preset(
+        "tiny", "class", num_codes=tokenizer.num_codes, grid=tuple(tokenizer.latent_shape(16)),
+        num_frames=16, null_class=True, n_layer=1, n_head=1, n_embd=16)).eval()
+    digits = torch.tensor([[1, 2], [3, 4], [5, 6]])
+    loss, _ = compact_loss(prior, {"video": video, "digits": digits}, tokenizer=tokenizer)
+    expected, _ = videogpt_loss(prior, {"codes": tokenizer.encode(video), "digits": digits})
+    assert torch.allclose(loss, expected)
+    # batched reconstruction is the tokenizer's own decode(encode(.)), batch size aside
+    assert torch.allclose(reconstruct(tokenizer, video, batch_size=2),
+                          tokenizer.decode(tokenizer.encode(video)), atol=1e-5)

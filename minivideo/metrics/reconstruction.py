@@ -111,6 +111,13 @@ def evaluate_tokenizer(tokenizer: nn.Module, num_clips: int = 256, num_frames: i
     return results
 
 
+@torch.no_grad()
+def reconstruct(tokenizer: nn.Module, video: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """decode(encode(video)) in batches: float [0, 1] clips (n T H W), what a prior can draw."""
+    return torch.cat([tokenizer.decode(tokenizer.encode(video[s : s + batch_size]))
+                      for s in range(0, len(video), batch_size)])
+
+
 def evaluate_shipped_tokenizer(tokenizer: nn.Module) -> dict[str, float]:
     """The figures of a tokenizer's manifest: 256 test clips of 16 frames, legibility included."""
     return evaluate_tokenizer(tokenizer.cpu(), num_clips=256, num_frames=16,

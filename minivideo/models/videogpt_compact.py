@@ -76,12 +76,15 @@ class EncodeBatch:
         return {"codes": encode_videos(batch["video"], self.tokenizer), "digits": batch["digits"]}
 
 
-def compact_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-    """`videogpt_loss` of a batch of clips {'video', 'digits'} (encoded here with the tokenizer
-    the prior was built for) or of codes {'codes', 'digits'}."""
+def compact_loss(model: nn.Module, batch: dict, tokenizer: nn.Module | None = None,
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """`videogpt_loss` of a batch of clips {'video', 'digits'} (encoded here with `tokenizer`,
+    by default the shipped one the prior was built for) or of codes {'codes', 'digits'}."""
     if "video" in batch:
-        name = getattr(model, "module", model).config.tokenizer  # unwrapped under DDP
-        batch = {"codes": encode_videos(batch["video"], name), "digits": batch["digits"]}
+        # the prior's own tokenizer by name (unwrapped under DDP), unless one is given
+        core = getattr(model, "module", model)
+        tok = tokenizer if tokenizer is not None else core.config.tokenizer
+        batch = {"codes": encode_videos(batch["video"], tok), "digits": batch["digits"]}
     return videogpt_loss(model, batch)
 
 
