@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("utils", "registry", "attention", "masks", "kernels")),
     ("data", ("data", "viz")),
     ("training", ("train", "checkpoints", "pretrained")),
-    ("tokenizer", ("vqvae", "codebook")),
+    ("tokenizer", ("vqvae", "codebook", "adversarial")),
     ("prior", ("transformer", "sampling", "editing")),
     ("recipes", ("models",)),
     ("evaluation", ("metrics",)),
