@@ -61,6 +61,7 @@ def picture(rows: list[torch.Tensor], path: Path, scale: int = 2) -> None:
     """Rows of clips (n T H W) → one PNG: each clip's FRAMES side by side, a row per tensor."""
     lines = []
     for clips in rows:
+        clips = clips.float() / 255 if clips.dtype == torch.uint8 else clips
         strips = [np.concatenate([c[f].numpy() for f in FRAMES], axis=1) for c in clips]
         gaps = [np.ones((clips.shape[2], 4)) * 0.5] * len(strips)
         lines.append(np.concatenate([x for pair in zip(strips, gaps, strict=True)
