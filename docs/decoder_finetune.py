@@ -44,8 +44,8 @@ import torch.nn.functional as F
 
 from minivideo.adversarial import AdversarialDecoder, decoder_gan_loss
 from minivideo.checkpoints import build_model_from_checkpoint, export_weights, save_checkpoint
-from minivideo.metrics.reconstruction import evaluate_tokenizer, reconstruct, test_clips
-from minivideo.metrics.videogpt_quality import judge_reads
+from minivideo.metrics.reconstruction import test_clips
+from minivideo.metrics.videogpt_quality import tokenizer_figures
 from minivideo.pretrained import pretrained, pretrained_path
 from minivideo.train import TrainConfig, fit
 from minivideo.vqvae import _as_video, _training_clips
@@ -58,17 +58,6 @@ def decoder_loss(model, batch):
     recon = model._decode_latents(model._embed(codes), len(video))
     loss = F.mse_loss(recon, video)
     return loss, {"recon": float(loss.detach())}
-
-
-def figures(tokenizer, classifier, judge, clips: dict | None) -> dict:
-    """Reconstruction figures on 256 clips, and the judge on the reconstructions of `clips`."""
-    tokenizer.eval()
-    row = evaluate_tokenizer(tokenizer, num_clips=256, classifier=classifier)
-    if clips is not None:
-        recon = reconstruct(tokenizer, clips["video"], batch_size=16)
-        row["judge_reads_tokenizer"] = judge_reads(judge, recon, clips["digits"])
-        row["judge_reads_real"] = judge_reads(judge, clips["video"], clips["digits"])
-    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = test_clips(args.judge_clips, 16) if args.judge_clips else None
     load = (build_model_from_checkpoint if args.tokenizer.endswith(".pt") else pretrained)
     tokenizer = load(args.tokenizer)
-    before = figures(tokenizer, classifier, judge, clips)
+    before = tokenizer_figures(tokenizer, classifier, judge, clips)
     probe = test_clips(16)["video"]
     codes = tokenizer.encode(probe)
     config = TrainConfig(steps=100_000, batch_size=args.batch_size, lr=args.lr, warmup_steps=50,
@@ -122,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer.quantizer.requires_grad_(False)
         result = fit(tokenizer, decoder_loss, data, config, checkpoint=args.out,
                      resume=args.resume)
-    after = figures(tokenizer, classifier, judge, clips)
+    after = tokenizer_figures(tokenizer, classifier, judge, clips)
     command = "python docs/decoder_finetune.py " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = {"command": command, "steps": result.step, "clips": result.step * args.batch_size,
             "train_minutes": round(result.history[-1]["seconds"] / 60, 1),  # every sitting

@@ -35,21 +35,11 @@ import torch
 
 from minivideo.checkpoints import build_model_from_checkpoint
 from minivideo.codebook import parent_codes, split_codebook
-from minivideo.metrics.reconstruction import evaluate_tokenizer, reconstruct, test_clips
-from minivideo.metrics.videogpt_quality import judge_reads
+from minivideo.metrics.reconstruction import test_clips
+from minivideo.metrics.videogpt_quality import tokenizer_figures
 from minivideo.pretrained import pretrained
 from minivideo.train import TrainConfig, fit
-from minivideo.vqvae import ClipTokenizer, _training_clips, tokenizer_loss
-
-
-def figures(tokenizer: ClipTokenizer, classifier, judge, clips: dict) -> dict:
-    """Reconstruction figures (256 clips) and the judge's ceiling on the 64 VideoGPT clips."""
-    tokenizer.eval()
-    row = evaluate_tokenizer(tokenizer, num_clips=256, classifier=classifier)
-    recon = reconstruct(tokenizer, clips["video"], batch_size=16)
-    row["judge_reads_tokenizer"] = judge_reads(judge, recon, clips["digits"])
-    row["judge_reads_real"] = judge_reads(judge, clips["video"], clips["digits"])
-    return row
+from minivideo.vqvae import _training_clips, tokenizer_loss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = test_clips(64, 16)  # the clips of `eval videogpt --num 64`
     shipped = (build_model_from_checkpoint(args.tokenizer) if args.tokenizer.endswith(".pt")
                else pretrained(args.tokenizer))
-    before = figures(shipped, classifier, judge, clips)
+    before = tokenizer_figures(shipped, classifier, judge, clips)
     probe = test_clips(32, 16, seed=99)["video"]
     old_codes = shipped.encode(probe)
     tokenizer, parents = (split_codebook(shipped, seed=args.seed) if args.split == 2
@@ -87,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                          cpu_bf16=True, minutes=args.minutes, save_every=200, seed=args.seed)
     result = fit(tokenizer, tokenizer_loss, _training_clips(16)("small", args.seed), config,
                  checkpoint=args.out, resume=args.resume)
-    after = figures(tokenizer, classifier, judge, clips)
+    after = tokenizer_figures(tokenizer, classifier, judge, clips)
     new_codes = tokenizer.encode(probe)
     ink = old_codes != 0
     kept = parent_codes(new_codes, parents) == old_codes

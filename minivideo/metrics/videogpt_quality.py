@@ -31,7 +31,7 @@ from torch import nn
 from minivideo.metrics.frechet import frechet_distance
 from minivideo.metrics.judge import judge_features, reads_digit_sets
 from minivideo.metrics.prediction import prediction_error
-from minivideo.metrics.reconstruction import test_clips
+from minivideo.metrics.reconstruction import evaluate_tokenizer, reconstruct, test_clips
 from minivideo.models.videogpt import VideoGPT, check_tokenizer, predict_clips, sample_clips
 from minivideo.pretrained import pretrained
 
@@ -44,6 +44,20 @@ def judge_reads(judge: nn.Module, videos: torch.Tensor, digits: torch.Tensor) ->
 
 
 @torch.no_grad()
+def tokenizer_figures(tokenizer: nn.Module, classifier: nn.Module, judge: nn.Module,
+                      clips: dict | None = None) -> dict[str, float]:
+    """A tokenizer's reconstruction figures on 256 held-out clips (`evaluate_tokenizer`), and the
+    judge's reads of its reconstructions of `clips` beside the real ones: the ceiling of any
+    prior over its codes."""
+    tokenizer.eval()
+    row = evaluate_tokenizer(tokenizer, num_clips=256, classifier=classifier)
+    if clips is not None:
+        recon = reconstruct(tokenizer, clips["video"], batch_size=16)
+        row["judge_reads_tokenizer"] = judge_reads(judge, recon, clips["digits"])
+        row["judge_reads_real"] = judge_reads(judge, clips["video"], clips["digits"])
+    return row
+
+
 def bits_per_code(model: VideoGPT, codes: torch.Tensor, digits: torch.Tensor,
                   frames: torch.Tensor, batch_size: int = 16) -> float:
     """Mean bits per code of clips' codes under the prior, given each clip's own condition."""
