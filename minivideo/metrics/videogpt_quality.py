@@ -58,6 +58,7 @@ def tokenizer_figures(tokenizer: nn.Module, classifier: nn.Module, judge: nn.Mod
     return row
 
 
+@torch.no_grad()
 def bits_per_code(model: VideoGPT, codes: torch.Tensor, digits: torch.Tensor,
                   frames: torch.Tensor, batch_size: int = 16) -> float:
     """Mean bits per code of clips' codes under the prior, given each clip's own condition."""
