@@ -31,15 +31,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from minivideo.checkpoints import build_model_from_checkpoint
 from minivideo.metrics.reconstruction import reconstruct, test_clips
 from minivideo.metrics.videogpt_quality import PREDICTION_CONTEXT, judge_reads
 from minivideo.models.videogpt import predict_clips, sample_clips
 from minivideo.pretrained import pretrained
+from minivideo.viz import save_frame_strip, tile
 
-FRAMES = (0, 5, 10, 15)  # the frames each row of the picture shows
+FRAMES = 5  # the picture shows frames 0, 5, 10 and 15
 DEMO_PROMPTS = ("digit 3 moves left and digit 7 moves down",
                 "digit 0 moves right and digit 5 moves up")
 
@@ -57,21 +57,10 @@ def recording(tokenizer):
     return kept
 
 
-def picture(rows: list[torch.Tensor], path: Path, scale: int = 2) -> None:
-    """Rows of clips (n T H W) → one PNG: each clip's FRAMES side by side, a row per tensor."""
-    lines = []
-    for clips in rows:
-        clips = clips.float() / 255 if clips.dtype == torch.uint8 else clips
-        strips = [np.concatenate([c[f].numpy() for f in FRAMES], axis=1) for c in clips]
-        gaps = [np.ones((clips.shape[2], 4)) * 0.5] * len(strips)
-        lines.append(np.concatenate([x for pair in zip(strips, gaps, strict=True)
-                                     for x in pair][:-1], axis=1))
-    sep = np.ones((4, lines[0].shape[1])) * 0.5
-    image = np.concatenate([x for line in lines for x in (line, sep)][:-1], axis=0)
-    image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-    image = image.repeat(scale, 0).repeat(scale, 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
+def picture(rows: dict[str, torch.Tensor], path: Path) -> None:
+    """Rows of clips (n T H W), each tiled side by side (`viz.tile`), every FRAMES-th frame."""
+    tiled = np.stack([tile(clips) for clips in rows.values()])
+    save_frame_strip(tiled, path, titles=list(rows), every=FRAMES, frame_size=0.9)
 
 
 def compare_videogpt(args) -> dict:
@@ -105,7 +94,9 @@ def compare_videogpt(args) -> dict:
                       "tokenizer_reads": judge_reads(judge, recon, digits)}
     if args.figure:
         n = 4
-        picture([video[:n], recon_a[:n], recon_b[:n], guided_a[:n], guided_b[:n]], args.figure)
+        picture({"real": video[:n], "MSE decoder": recon_a[:n], "critic decoder": recon_b[:n],
+                 "class, MSE dec.": guided_a[:n], "class, critic dec.": guided_b[:n]},
+                args.figure)
     return rows
 
 
@@ -142,7 +133,7 @@ def compare_cogvideo(args) -> dict:
         demo[name] = tokenizer.decode(codes)[:, :16]
     tokenizer.decoder.load_state_dict(decoders["A"])
     if args.figure:
-        picture([demo["A"], demo["B"]], args.figure)
+        picture({"shipped decoder": demo["A"], "critic decoder": demo["B"]}, args.figure)
     return rows
 
 

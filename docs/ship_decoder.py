@@ -22,13 +22,12 @@ import argparse
 import datetime as dt
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-from minivideo.checkpoints import build_model_from_checkpoint, sha256_file
+from minivideo.checkpoints import _git_commit, build_model_from_checkpoint, sha256_file
 from minivideo.metrics.reconstruction import test_clips
 from minivideo.pretrained import checkpoints_dir, pretrained, tokenizer_record
 
@@ -53,14 +52,13 @@ def main(argv: list[str] | None = None) -> int:
                          "and its priors must be retrained, not re-paired")
     shutil.copyfile(args.file, target)
     manifest = json.loads(manifest_file.read_text())
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                            cwd=folder).stdout.strip()
     manifest.update(
         sha256=sha256_file(target), size_bytes=target.stat().st_size,
         command=f"{manifest['command']} && {run['command']}",
         train_seconds=round(manifest["train_seconds"] + run["train_minutes"] * 60, 1),
         device=f"{manifest['device']}; the decoder fine-tune: {run['device']}",
-        git_commit=commit, date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        git_commit=_git_commit(),
+        date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         decoder_finetune={k: run[k] for k in ("command", "steps", "clips", "train_minutes",
                                               "device", "codes_unchanged")},
         notes=(manifest.get("notes", "") + f"; decoder fine-tuned with a patch critic, codes "

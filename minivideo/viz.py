@@ -162,9 +162,10 @@ def frame_strip(video: np.ndarray | torch.Tensor, titles: Sequence[str] | None =
     if titles is not None and len(titles) != len(videos):
         raise ValueError(f"titles must have one entry per row ({len(videos)}); got {len(titles)}")
     videos = videos[:, ::every]
-    b, t = videos.shape[:2]
+    b, t, h, w = videos.shape
     height = frame_size * b + (0.3 * b if titles is not None else 0.0)
-    fig, axes = plt.subplots(b, t, figsize=(frame_size * t, height), squeeze=False)
+    # frame_size is a frame's height: a tiled (wider) frame gets a wider panel, not white bands
+    fig, axes = plt.subplots(b, t, figsize=(frame_size * t * w / h, height), squeeze=False)
     for i in range(b):
         for j in range(t):
             ax = axes[i, j]
