@@ -311,14 +311,18 @@ def _prompts(model: CogVideo, num_prompts: int):
 
 
 def judged(path: Path, num_prompts: int, guidance: float, interp: Path | None = None,
-           temperature: float = 1.0) -> dict:
+           temperature: float = 1.0, search: bool = False, held_out: bool = False) -> dict:
     """Text → video with this key-frame stage and an interpolation stage (default: the shipped
-    one), on prompts of test clips that move as the stage's training clips did, read by the
-    judge; and the judge on those real clips (decoded from their codes), the ceiling."""
+    one), on prompts of test clips that move as the stage's training clips did (or held-out
+    prompts), read by the judge; and the judge on those real clips (decoded from their codes),
+    the ceiling. search=True: key frames by move search (`minivideo.models.cogvideo.search`)."""
     middles = pretrained("cogvideo-interp") if interp is None else load(load_checkpoint(interp))
     model, judge = load(load_checkpoint(path)), pretrained("judge")
     out = {"checkpoint": str(path), "interp": str(interp or "shipped"), **evaluate_text_to_video(
-        model, middles, judge, num_prompts, guidance=guidance, temperature=temperature)}
+        model, middles, judge, num_prompts, guidance=guidance, temperature=temperature,
+        search=search, held_out=held_out)}
+    if held_out:  # no real clip has these prompts
+        return out
     clips, captions = _prompts(model, num_prompts)
     real = tokenizer_of(model).decode(clips.codes.long())
     ceiling = caption_accuracy(judge, torch.from_numpy(to_uint8(real)), captions)

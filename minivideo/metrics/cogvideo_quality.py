@@ -46,6 +46,7 @@ from minivideo.models.cogvideo import (
     training_pair,
     video_sequence,
 )
+from minivideo.models.cogvideo.search import search_text_to_video
 from minivideo.pretrained import available_pretrained, pretrained
 from minivideo.utils import to_uint8
 
@@ -225,12 +226,14 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
                            num_prompts: int = 32, guidance: float = 3.0, seed: int = 0,
                            batch_size: int = 16, held_out: bool = False,
                            temperature: float = 1.0,
-                           given: torch.Tensor | None = None) -> dict[str, float]:
+                           given: torch.Tensor | None = None,
+                           search: bool = False) -> dict[str, float]:
     """The whole hierarchy on prompts of test clips (or, with held_out, on prompts made only of
     (digit, direction) pairs the stages never trained on): caption accuracy, seconds per clip.
 
     `given` (num_prompts, f, h, w): the first f key frames of each clip, given instead of drawn
     (`sample_keyframes`); the test clips' own frames are `test_clips(keyframes_model, n).codes`.
+    search=True: key frames by move search (`minivideo.models.cogvideo.search`).
     """
     if given is not None and len(given) != num_prompts:
         raise ValueError(f"given must hold key frames for each of the {num_prompts} prompts, "
@@ -249,7 +252,7 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
     videos, began = [], time.perf_counter()
     for start in range(0, num_prompts, batch_size):
         ids = _ids(captions[start : start + batch_size])
-        codes = text_to_video(
+        codes = (search_text_to_video if search else text_to_video)(
             keyframes_model, interp_model, ids, guidance=guidance, seed=seed + start,
             temperature=temperature,
             given=None if given is None else given[start : start + batch_size])
@@ -259,7 +262,8 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
     prefix = "t2v_held_out_" if held_out else "t2v_"
     return {**{f"{prefix}caption_{key}": round(value, 4) for key, value in accuracy.items()},
             f"{prefix}seconds_per_clip": round(seconds, 3), f"{prefix}prompts": num_prompts,
-            f"{prefix}guidance": guidance, f"{prefix}temperature": temperature}
+            f"{prefix}guidance": guidance, f"{prefix}temperature": temperature,
+            **({f"{prefix}search": True} if search else {})}
 
 
 def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, float]:

@@ -1,0 +1,220 @@
+"""Key frames by move search (`minivideo.models.cogvideo.search`), measured.
+
+A key-frame stage trained on slow compass clips (one cell per key frame, `docs/temporal_levers.py
+train compass2-offsets10-copyt`) is used two ways: drawing every key frame code by code (the
+pipeline), or drawing the first and then choosing, per key frame, one move of each digit among
+the rigid shifts its own log-likelihood scores best. Two measurements:
+
+* ``moves``: on real test clips, given the real key frames so far, does the stage's best-scored
+  proposal equal the *oracle* one (the proposal that agrees with the real next key frame in the
+  most cells)? Under the true caption, under the caption's directions turned around, and
+  without a caption: how much of the choice the caption makes.
+* ``judge``: text → video on prompts of test clips (or held-out prompts), key frames drawn or
+  searched, the same interpolation stage, read by the judge; beside the real clips (the ceiling).
+
+The stages (53 CPU-minutes each, one core each, side by side):
+
+    python docs/temporal_levers.py train compass2-offsets10-copyt --minutes 45 \
+        --keep-every 1000 --out runs/s29/copyt.pt
+    python docs/temporal_levers.py train compass2-offsets10 --stage interp --minutes 45 \
+        --keep-every 1000 --out runs/s29/interp.pt
+
+The figures (README, notebook 08):
+
+    python docs/move_search.py moves runs/s29/copyt.pt --clips 32 --guidance 1 \
+        --out docs/figures/move_search_moves.json
+    python docs/move_search.py moves runs/s29/copyt.pt --clips 32 --guidance 3 \
+        --out docs/figures/move_search_moves_w3.json
+    python docs/move_search.py judge runs/s29/copyt.pt --interp runs/s29/interp.pt \
+        --prompts 32 --out docs/figures/move_search_judge.json
+    python docs/move_search.py judge runs/s29/copyt.pt --prompts 32 \
+        --out docs/figures/move_search_judge_shipped_interp.json
+    python docs/move_search.py judge runs/s29/copyt.pt --prompts 32 --held-out \
+        --out docs/figures/move_search_judge_held_out.json
+    python docs/move_search.py figure runs/s29/copyt.pt --prompts 4 \
+        --out docs/figures/move_search_keyframes.png
+
+``moves`` also scores each digit's cells (the cells its blob leaves and enters) under that digit's
+own clause, with the binding of blobs to digits read off the real clip: what a sampler that knew
+which blob is which digit could reach with this stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from temporal_levers import judged, load  # noqa: E402
+
+from minivideo.checkpoints import load_checkpoint  # noqa: E402
+from minivideo.metrics.cogvideo_quality import (  # noqa: E402
+    _clip_caption,
+    _ids,
+    motion_caption,
+    reverse_directions,
+    test_clips,
+)
+from minivideo.models.cogvideo import (  # noqa: E402
+    KEYFRAME_STRIDE,
+    sample_keyframes,
+    tokenizer_of,
+)
+from minivideo.models.cogvideo.search import (  # noqa: E402
+    blobs,
+    candidate_log_likelihood,
+    proposals,
+    search_keyframes,
+)
+from minivideo.viz import save_frame_strip  # noqa: E402
+
+
+@torch.no_grad()
+def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
+    """How often the stage's best-scored move is the oracle's, per caption variant."""
+    model = load(load_checkpoint(path))
+    clips = test_clips(model, num_clips)
+    keys = clips.codes[:, ::KEYFRAME_STRIDE].long()
+    texts = {"true": [_clip_caption(clips, i) for i in range(num_clips)]}
+    texts["reversed"] = [reverse_directions(t) for t in texts["true"]]
+    texts["none"] = ["" for _ in texts["true"]]
+    # each digit's own clause ("digit 3 moves left then up"), for the bound scores below
+    clauses = [[motion_caption(clips.digits[i][[k]], clips.directions[i, :-1][:, [k]])
+                for k in range(clips.digits.shape[1])] for i in range(num_clips)]
+    hits = {name: 0 for name in [*texts, "bound"]}
+    blob_hits = {name: 0 for name in hits}
+    first_hits: dict[str, float] = {}
+    moved = total = blob_total = 0
+    for t in range(1, keys.shape[1]):
+        options = [proposals(k, blobs(k)) for k in keys[:, t - 1].numpy()]
+        counts = torch.tensor([len(frames) for frames, _ in options])
+        owner = torch.repeat_interleave(torch.arange(num_clips), counts)
+        candidates = torch.from_numpy(np.concatenate([frames for frames, _ in options]))
+        # the oracle: the proposal that agrees with the real next key frame in the most cells
+        agree = (candidates == keys[owner, t]).flatten(1).sum(1)
+        ends = counts.cumsum(0)
+        oracle = [int(agree[e - n : e].argmax()) for e, n in zip(ends, counts, strict=True)]
+        moved += sum(any(m != (0, 0) for m in options[i][1][j]) for i, j in enumerate(oracle))
+        total += num_clips
+        blob_total += sum(len(options[i][1][j]) for i, j in enumerate(oracle))
+        scores = {name: candidate_log_likelihood(model, _ids(captions), keys[:, :t],
+                                                 candidates, owner,
+                                                 guidance=1.0 if name == "none" else guidance)
+                  for name, captions in texts.items()}
+        scores["bound"] = bound_scores(model, clips, keys, t, options, candidates, owner,
+                                       clauses, guidance)
+        for name, score in scores.items():
+            best = [int(score[e - n : e].argmax()) for e, n in zip(ends, counts, strict=True)]
+            hits[name] += sum(b == o for b, o in zip(best, oracle, strict=True))
+            right = sum(  # each digit's move on its own
+                x == y for i, (b, o) in enumerate(zip(best, oracle, strict=True))
+                for x, y in zip(options[i][1][b], options[i][1][o], strict=True))
+            blob_hits[name] += right
+            if t == 1:  # the first move: the one the caption's first words name
+                first_hits[name] = right / sum(len(options[i][1][j]) for i, j in
+                                               enumerate(oracle))
+    return {"checkpoint": str(path), "clips": num_clips, "choices": total,
+            "oracle_moves_a_digit": round(moved / total, 4), "guidance": guidance,
+            **{f"best_is_oracle_{name}_caption": round(h / total, 4) for name, h in hits.items()},
+            **{f"blob_move_is_oracle_{name}_caption": round(h / blob_total, 4)
+               for name, h in blob_hits.items()},
+            **{f"first_blob_move_is_oracle_{name}_caption": round(h, 4)
+               for name, h in first_hits.items()}}
+
+
+def bound_scores(model, clips, keys: torch.Tensor, t: int, options: list, candidates,
+                 owner: torch.Tensor, clauses: list[list[str]], guidance: float) -> torch.Tensor:
+    """Each candidate scored digit by digit: the cells a blob leaves and enters, under the
+    clause of the digit nearest that blob (the true binding, read off the real clip): what a
+    sampler that knew which blob is which digit could reach with this stage."""
+    per_slot = [candidate_log_likelihood(
+        model, _ids([c[k] for c in clauses]), keys[:, :t], candidates, owner,
+        guidance=guidance, per_cell=True) for k in range(len(clauses[0]))]
+    out, j = torch.zeros(len(candidates)), 0
+    for i, (_, moves) in enumerate(options):
+        last = keys[i, t - 1].numpy()
+        labels = blobs(last)
+        centres = (clips.positions[i, (t - 1) * KEYFRAME_STRIDE] + 14) / 8 - 0.5  # in cells
+        slot = [int(np.argmin(((centres - np.argwhere(labels == b + 1).mean(0)) ** 2).sum(1)))
+                for b in range(labels.max())]
+        for combo in moves:
+            for b, (dy, dx) in enumerate(combo):
+                ys, xs = np.nonzero(labels == b + 1)
+                region = np.zeros(last.shape, dtype=bool)
+                region[ys, xs] = region[ys + dy, xs + dx] = True
+                out[j] += per_slot[slot[b]][j][torch.from_numpy(region.flatten())].sum()
+            j += 1
+    return out
+
+
+def keyframe_figure(path: Path, num_prompts: int, guidance: float, out: Path) -> dict:
+    """Key frames of test prompts: the real ones, drawn code by code, and by move search."""
+    model = load(load_checkpoint(path))
+    clips = test_clips(model, num_prompts)
+    captions = [_clip_caption(clips, i) for i in range(num_prompts)]
+    tokenizer = tokenizer_of(model)
+    drawn = sample_keyframes(model, _ids(captions), guidance=guidance, seed=0)
+    searched, moves = search_keyframes(model, _ids(captions), guidance=guidance, seed=0)
+    rows, titles = [], []
+    for i in range(num_prompts):
+        for name, codes in (("real", clips.codes[i, ::KEYFRAME_STRIDE]), ("drawn", drawn[i]),
+                            ("move search", searched[i])):
+            rows.append(tokenizer.decode(codes[None].long())[0])
+            titles.append(f"{i}: {name}")
+    save_frame_strip(torch.stack(rows), out, titles=titles)
+    return {"command": "python docs/move_search.py " + " ".join(sys.argv[1:]),
+            "prompts": captions, "moves": [[list(map(list, m)) for m in clip] for clip in moves],
+            "png": str(out)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    moves = commands.add_parser("moves", help="the stage's move choices against the oracle's")
+    moves.add_argument("checkpoints", nargs="+", type=Path)
+    moves.add_argument("--clips", type=int, default=64)
+    moves.add_argument("--guidance", type=float, default=3.0)
+    moves.add_argument("--out", type=Path, required=True)
+    read = commands.add_parser("judge", help="text → video, key frames drawn and searched")
+    read.add_argument("checkpoints", nargs="+", type=Path)
+    read.add_argument("--interp", type=Path, help="an interpolation stage (default: shipped)")
+    read.add_argument("--prompts", type=int, default=32)
+    read.add_argument("--guidance", type=float, default=3.0)
+    read.add_argument("--held-out", action="store_true")
+    read.add_argument("--out", type=Path, required=True)
+    show = commands.add_parser("figure", help="real, drawn and searched key frames, as a PNG")
+    show.add_argument("checkpoint", type=Path)
+    show.add_argument("--prompts", type=int, default=4)
+    show.add_argument("--guidance", type=float, default=3.0)
+    show.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.command == "figure":  # the prompts and moves beside the picture, as JSON
+        shown = keyframe_figure(args.checkpoint, args.prompts, args.guidance, args.out)
+        args.out.with_suffix(".json").write_text(json.dumps(shown, indent=2) + "\n")
+        print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+        return 0
+    rows = []
+    for path in args.checkpoints:
+        if args.command == "moves":
+            runs = [lambda path=path: move_accuracy(path, args.clips, args.guidance)]
+        else:
+            runs = [lambda path=path, search=search: judged(
+                path, args.prompts, args.guidance, args.interp, search=search,
+                held_out=args.held_out) for search in (False, True)]
+        for run in runs:
+            rows.append(run())
+            print(json.dumps(rows[-1]), flush=True)
+    command = "python docs/move_search.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
