@@ -20,6 +20,7 @@ from minivideo.models.cogvideo.layout import (
     KEYFRAME_STRIDE,
     UNTRAINED_TINY,
     CogVideoConfig,
+    CogViewConfig,
     text_tokens,
     video_sequence,
 )
@@ -43,6 +44,13 @@ def check_guidance(guidance: float) -> float:
     return float(guidance)
 
 
+def caption_free(tokens: torch.Tensor, config: CogViewConfig) -> torch.Tensor:
+    """The same sequences (b, n) with every caption word the pad word: guidance's other side."""
+    out = tokens.clone()
+    out[:, : config.text_len] = config.num_codes  # the pad word
+    return out
+
+
 @torch.no_grad()
 def _sample_frames(model: nn.Module, prefix: torch.Tensor, num_frames: int, *, guidance: float,
                    generator: torch.Generator, progress: bool = False, **sampling) -> torch.Tensor:
@@ -60,8 +68,7 @@ def _sample_frames(model: nn.Module, prefix: torch.Tensor, num_frames: int, *, g
         tokens = torch.cat([tokens, bof], dim=1)
         uncond = None
         if guidance != 1.0:  # w = 1 is the conditional model: no second pass needed
-            uncond = tokens.clone()
-            uncond[:, : config.text_len] = config.num_codes  # the pad word
+            uncond = caption_free(tokens, config)
         out = generate(model, tokens, config.grid**2, uncond_prefix=uncond, guidance=guidance,
                        seed=None, generator=generator, progress=progress, **sampling)
         tokens = out.tokens

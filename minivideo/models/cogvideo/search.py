@@ -35,6 +35,7 @@ from minivideo.models.cogvideo.generation import (
     _generator,
     _sample_frames,
     _sampling_kwargs,
+    caption_free,
     check_guidance,
     check_stage,
     interpolate,
@@ -147,11 +148,7 @@ def frame_log_likelihood(model: CogVideo, captions: torch.Tensor, frames: torch.
     for start in range(0, len(frames), batch_size):
         ids, clip = captions[start : start + batch_size], frames[start : start + batch_size]
         sequence = video_sequence(config, ids, stride, clip)
-        variants = [sequence]
-        if guidance != 1.0:
-            uncond = sequence.clone()
-            uncond[:, : config.base.text_len] = config.base.num_codes  # the pad word
-            variants.append(uncond)
+        variants = [sequence] + ([caption_free(sequence, config.base)] if guidance != 1.0 else [])
         scores = []
         for tokens in variants:
             logits, _ = model(tokens[:, :-1])
@@ -195,11 +192,7 @@ def candidate_log_likelihood(model: CogVideo, captions: torch.Tensor, history: t
     prefix = video_sequence(config, captions, stride, history)
     bof = torch.full((len(prefix), 1), config.base.boi, dtype=torch.long, device=prefix.device)
     prefix = torch.cat([prefix, bof], 1)
-    sides = [prefix]
-    if guidance != 1.0:
-        uncond = prefix.clone()
-        uncond[:, : config.base.text_len] = config.base.num_codes  # the pad word
-        sides.append(uncond)
+    sides = [prefix] + ([caption_free(prefix, config.base)] if guidance != 1.0 else [])
     codes = rearrange(candidates, "n h w -> n (h w)")
     scores = []
     for side in sides:
