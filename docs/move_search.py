@@ -48,17 +48,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import rearrange
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from temporal_levers import judged, load  # noqa: E402
+from temporal_levers import _prompts, judged, load, write_rows  # noqa: E402
 
 from minivideo.checkpoints import load_checkpoint  # noqa: E402
 from minivideo.metrics.cogvideo_quality import (  # noqa: E402
-    _clip_caption,
     _ids,
     motion_caption,
     reverse_directions,
-    test_clips,
 )
 from minivideo.models.cogvideo import (  # noqa: E402
     KEYFRAME_STRIDE,
@@ -78,9 +77,9 @@ from minivideo.viz import save_frame_strip  # noqa: E402
 def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
     """How often the stage's best-scored move is the oracle's, per caption variant."""
     model = load(load_checkpoint(path))
-    clips = test_clips(model, num_clips)
+    clips, captions = _prompts(model, num_clips)
     keys = clips.codes[:, ::KEYFRAME_STRIDE].long()
-    texts = {"true": [_clip_caption(clips, i) for i in range(num_clips)]}
+    texts = {"true": captions}
     texts["reversed"] = [reverse_directions(t) for t in texts["true"]]
     texts["none"] = ["" for _ in texts["true"]]
     # each digit's own clause ("digit 3 moves left then up"), for the bound scores below
@@ -91,7 +90,9 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
     first_hits: dict[str, float] = {}
     moved = total = blob_total = 0
     for t in range(1, keys.shape[1]):
-        options = [proposals(k, blobs(k)) for k in keys[:, t - 1].numpy()]
+        labels = [blobs(k) for k in keys[:, t - 1].numpy()]
+        options = [proposals(k, lab) for k, lab in zip(keys[:, t - 1].numpy(), labels,
+                                                         strict=True)]
         counts = torch.tensor([len(frames) for frames, _ in options])
         owner = torch.repeat_interleave(torch.arange(num_clips), counts)
         candidates = torch.from_numpy(np.concatenate([frames for frames, _ in options]))
@@ -106,8 +107,8 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
                                                  candidates, owner,
                                                  guidance=1.0 if name == "none" else guidance)
                   for name, captions in texts.items()}
-        scores["bound"] = bound_scores(model, clips, keys, t, options, candidates, owner,
-                                       clauses, guidance)
+        scores["bound"] = bound_scores(model, clips, keys, t, labels, options, candidates,
+                                       owner, clauses, guidance)
         for name, score in scores.items():
             best = [int(score[e - n : e].argmax()) for e, n in zip(ends, counts, strict=True)]
             hits[name] += sum(b == o for b, o in zip(best, oracle, strict=True))
@@ -127,8 +128,9 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
                for name, h in first_hits.items()}}
 
 
-def bound_scores(model, clips, keys: torch.Tensor, t: int, options: list, candidates,
-                 owner: torch.Tensor, clauses: list[list[str]], guidance: float) -> torch.Tensor:
+def bound_scores(model, clips, keys: torch.Tensor, t: int, labels: list[np.ndarray],
+                 options: list, candidates, owner: torch.Tensor, clauses: list[list[str]],
+                 guidance: float) -> torch.Tensor:
     """Each candidate scored digit by digit: the cells a blob leaves and enters, under the
     clause of the digit nearest that blob (the true binding, read off the real clip): what a
     sampler that knew which blob is which digit could reach with this stage."""
@@ -136,16 +138,14 @@ def bound_scores(model, clips, keys: torch.Tensor, t: int, options: list, candid
         model, _ids([c[k] for c in clauses]), keys[:, :t], candidates, owner,
         guidance=guidance, per_cell=True) for k in range(len(clauses[0]))]
     out, j = torch.zeros(len(candidates)), 0
-    for i, (_, moves) in enumerate(options):
-        last = keys[i, t - 1].numpy()
-        labels = blobs(last)
+    for i, ((_, moves), blob) in enumerate(zip(options, labels, strict=True)):
         centres = (clips.positions[i, (t - 1) * KEYFRAME_STRIDE] + 14) / 8 - 0.5  # in cells
-        slot = [int(np.argmin(((centres - np.argwhere(labels == b + 1).mean(0)) ** 2).sum(1)))
-                for b in range(labels.max())]
+        slot = [int(np.argmin(((centres - np.argwhere(blob == b + 1).mean(0)) ** 2).sum(1)))
+                for b in range(blob.max())]
         for combo in moves:
             for b, (dy, dx) in enumerate(combo):
-                ys, xs = np.nonzero(labels == b + 1)
-                region = np.zeros(last.shape, dtype=bool)
+                ys, xs = np.nonzero(blob == b + 1)
+                region = np.zeros(blob.shape, dtype=bool)
                 region[ys, xs] = region[ys + dy, xs + dx] = True
                 out[j] += per_slot[slot[b]][j][torch.from_numpy(region.flatten())].sum()
             j += 1
@@ -155,20 +155,16 @@ def bound_scores(model, clips, keys: torch.Tensor, t: int, options: list, candid
 def keyframe_figure(path: Path, num_prompts: int, guidance: float, out: Path) -> dict:
     """Key frames of test prompts: the real ones, drawn code by code, and by move search."""
     model = load(load_checkpoint(path))
-    clips = test_clips(model, num_prompts)
-    captions = [_clip_caption(clips, i) for i in range(num_prompts)]
-    tokenizer = tokenizer_of(model)
+    clips, captions = _prompts(model, num_prompts)
     drawn = sample_keyframes(model, _ids(captions), guidance=guidance, seed=0)
     searched, moves = search_keyframes(model, _ids(captions), guidance=guidance, seed=0)
-    rows, titles = [], []
-    for i in range(num_prompts):
-        for name, codes in (("real", clips.codes[i, ::KEYFRAME_STRIDE]), ("drawn", drawn[i]),
-                            ("move search", searched[i])):
-            rows.append(tokenizer.decode(codes[None].long())[0])
-            titles.append(f"{i}: {name}")
-    save_frame_strip(torch.stack(rows), out, titles=titles)
-    return {"command": "python docs/move_search.py " + " ".join(sys.argv[1:]),
-            "prompts": captions, "moves": [[list(map(list, m)) for m in clip] for clip in moves],
+    names = ("real", "drawn", "move search")
+    # rows by prompt: its real key frames, then the drawn ones, then the searched ones
+    codes = rearrange([clips.codes[:, ::KEYFRAME_STRIDE].long(), drawn, searched],
+                      "kind b t h w -> (b kind) t h w")
+    save_frame_strip(tokenizer_of(model).decode(codes), out,
+                     titles=[f"{i}: {name}" for i in range(num_prompts) for name in names])
+    return {"prompts": captions, "moves": [[list(map(list, m)) for m in clip] for clip in moves],
             "png": str(out)}
 
 
@@ -196,25 +192,21 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     if args.command == "figure":  # the prompts and moves beside the picture, as JSON
         shown = keyframe_figure(args.checkpoint, args.prompts, args.guidance, args.out)
-        args.out.with_suffix(".json").write_text(json.dumps(shown, indent=2) + "\n")
+        command = "python docs/move_search.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        args.out.with_suffix(".json").write_text(
+            json.dumps({"command": command, **shown}, indent=2) + "\n")
         print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
         return 0
     rows = []
     for path in args.checkpoints:
-        if args.command == "moves":
-            runs = [lambda path=path: move_accuracy(path, args.clips, args.guidance)]
-        else:
-            runs = [lambda path=path, search=search: judged(
-                path, args.prompts, args.guidance, args.interp, search=search,
-                held_out=args.held_out) for search in (False, True)]
-        for run in runs:
-            rows.append(run())
-            print(json.dumps(rows[-1]), flush=True)
-    command = "python docs/move_search.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+        measured = [move_accuracy(path, args.clips, args.guidance)] if args.command == "moves" \
+            else (judged(path, args.prompts, args.guidance, args.interp, search=search,
+                         held_out=args.held_out) for search in (False, True))
+        for row in measured:  # printed as each is measured
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    write_rows("move_search.py", argv, rows, args.out)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -352,6 +352,13 @@ def keyframe_rows(paths: list[Path], num_prompts: int, guidance: float, temperat
     return {"prompts": captions, "checkpoints": [str(p) for p in paths], "png": str(out)}
 
 
+def write_rows(script: str, argv: list[str] | None, rows: list[dict], out: Path) -> None:
+    """The rows of a docs script's measurement, and the command that made them, as JSON."""
+    command = f"python docs/{script} " + " ".join(sys.argv[1:] if argv is None else argv)
+    out.write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def _sampling_options(command: argparse.ArgumentParser, prompts: int) -> None:
     """The options of the commands that sample stages on prompts of test clips."""
     command.add_argument("checkpoints", nargs="+", type=Path)
@@ -396,9 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(judged(path, args.prompts, args.guidance, args.interp, args.temperature)
                     if args.command == "judge" else figures(path, args.clips))
         print(json.dumps(rows[-1]), flush=True)
-    command = "python docs/temporal_levers.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_rows("temporal_levers.py", argv, rows, args.out)
     return 0
 
 
