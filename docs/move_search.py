@@ -37,6 +37,36 @@ The figures (README, notebook 08):
 ``moves`` also scores each digit's cells (the cells its blob leaves and enters) under that digit's
 own clause, with the binding of blobs to digits read off the real clip: what a sampler that knew
 which blob is which digit could reach with this stage.
+
+Round five: the same stage with its pointer's tables bound to digits (``pointer="bound"``, each
+source cell weighs each clause's tables by which clause's digit drew it), trained for the same
+minutes beside a fresh slow-clip interpolation stage. ``binding`` reads its digit reader on real
+clips: of the ink cells copied from, how many weigh most the clause of the nearest digit.
+
+    python docs/temporal_levers.py train compass2-offsets10-copyb --minutes 45 \
+        --keep-every 1000 --out runs/s30/copyb.pt
+    python docs/temporal_levers.py train compass2-offsets10 --stage interp --minutes 45 \
+        --keep-every 1000 --out runs/s30/interp.pt
+    python docs/move_search.py moves runs/s30/copyb.pt --clips 32 --guidance 1 \
+        --out docs/figures/bound_pointer_moves.json
+    python docs/move_search.py moves runs/s30/copyb-step00{1,2}000.pt --clips 32 --guidance 1 \
+        --out docs/figures/bound_pointer_moves_curve.json
+    python docs/move_search.py binding runs/s30/copyb-step00{1,2,3}000.pt runs/s30/copyb.pt \
+        --clips 64 --out docs/figures/bound_pointer_binding.json
+    python docs/temporal_levers.py evaluate runs/s30/copyb.pt \
+        --out docs/figures/bound_pointer_bits.json
+    python docs/move_search.py judge runs/s30/copyb.pt --interp runs/s30/interp.pt \
+        --prompts 32 --out docs/figures/bound_pointer_judge.json  (and --held-out:
+        bound_pointer_judge_held_out.json)
+    python docs/move_search.py figure runs/s30/copyb.pt --prompts 4 \
+        --out docs/figures/bound_pointer_keyframes.png
+
+``chain`` follows the directions link by link (real clips; their real key frames held, then
+interpolated; the real first key frame, then moves chosen by the most cells agreeing with the
+real next key frame, by each digit's true move, by the stage's search, or drawn key frames):
+
+    python docs/move_search.py chain runs/s30/copyb.pt --interp runs/s30/interp.pt \
+        --prompts 32 --out docs/figures/direction_chain.json
 """
 
 from __future__ import annotations
@@ -54,22 +84,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from temporal_levers import _prompts, judged, load, write_rows  # noqa: E402
 
 from minivideo.checkpoints import load_checkpoint  # noqa: E402
+from minivideo.data.moving_mnist import KING_MOVES  # noqa: E402
+from minivideo.metrics.captions import caption_accuracy  # noqa: E402
 from minivideo.metrics.cogvideo_quality import (  # noqa: E402
     _ids,
+    evaluate_text_to_video,
     motion_caption,
     reverse_directions,
 )
 from minivideo.models.cogvideo import (  # noqa: E402
     KEYFRAME_STRIDE,
+    interpolate,
     sample_keyframes,
     tokenizer_of,
+    video_sequence,
 )
+from minivideo.models.cogvideo.pointer import clause_digits  # noqa: E402
 from minivideo.models.cogvideo.search import (  # noqa: E402
     blobs,
     candidate_log_likelihood,
     proposals,
     search_keyframes,
 )
+from minivideo.pretrained import pretrained  # noqa: E402
+from minivideo.utils import to_uint8  # noqa: E402
 from minivideo.viz import save_frame_strip  # noqa: E402
 
 
@@ -88,7 +126,7 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
     hits = {name: 0 for name in [*texts, "bound"]}
     blob_hits = {name: 0 for name in hits}
     first_hits: dict[str, float] = {}
-    moved = total = blob_total = 0
+    moved = total = blob_total = rule_hits = rule_first = 0
     for t in range(1, keys.shape[1]):
         labels = [blobs(k) for k in keys[:, t - 1].numpy()]
         options = [proposals(k, lab) for k, lab in zip(keys[:, t - 1].numpy(), labels,
@@ -103,6 +141,14 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
         moved += sum(any(m != (0, 0) for m in options[i][1][j]) for i, j in enumerate(oracle))
         total += num_clips
         blob_total += sum(len(options[i][1][j]) for i, j in enumerate(oracle))
+        for i, j in enumerate(oracle):  # the rule: each blob moves as its digit's velocity says
+            rule = [tuple(int(v) for v in KING_MOVES[clips.directions[i, (t - 1) * KEYFRAME_STRIDE,
+                                                                    k]])
+                    for k in nearest_slots(clips, i, t, labels[i])]
+            right = sum(r == o for r, o in zip(rule, options[i][1][j], strict=True))
+            rule_hits += right
+            if t == 1:
+                rule_first += right
         scores = {name: candidate_log_likelihood(model, _ids(captions), keys[:, :t],
                                                  candidates, owner,
                                                  guidance=1.0 if name == "none" else guidance)
@@ -117,15 +163,25 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
                 for x, y in zip(options[i][1][b], options[i][1][o], strict=True))
             blob_hits[name] += right
             if t == 1:  # the first move: the one the caption's first words name
-                first_hits[name] = right / sum(len(options[i][1][j]) for i, j in
-                                               enumerate(oracle))
+                first_total = sum(len(options[i][1][j]) for i, j in enumerate(oracle))
+                first_hits[name] = right / first_total
     return {"checkpoint": str(path), "clips": num_clips, "choices": total,
             "oracle_moves_a_digit": round(moved / total, 4), "guidance": guidance,
             **{f"best_is_oracle_{name}_caption": round(h / total, 4) for name, h in hits.items()},
             **{f"blob_move_is_oracle_{name}_caption": round(h / blob_total, 4)
                for name, h in blob_hits.items()},
             **{f"first_blob_move_is_oracle_{name}_caption": round(h, 4)
-               for name, h in first_hits.items()}}
+               for name, h in first_hits.items()},
+            "blob_move_is_oracle_velocity_rule": round(rule_hits / blob_total, 4),
+            "first_blob_move_is_oracle_velocity_rule": round(rule_first / first_total, 4)}
+
+
+def nearest_slots(clips, i: int, t: int, blob: np.ndarray) -> list[int]:
+    """For each blob of clip i's key frame t − 1 (labels 1, 2, ...), the digit slot whose centre
+    is nearest: the true binding of blobs to digits, read off the real clip."""
+    centres = (clips.positions[i, (t - 1) * KEYFRAME_STRIDE] + 14) / 8 - 0.5  # in cells
+    return [int(np.argmin(((centres - np.argwhere(blob == b + 1).mean(0)) ** 2).sum(1)))
+            for b in range(blob.max())]
 
 
 def bound_scores(model, clips, keys: torch.Tensor, t: int, labels: list[np.ndarray],
@@ -139,9 +195,7 @@ def bound_scores(model, clips, keys: torch.Tensor, t: int, labels: list[np.ndarr
         guidance=guidance, per_cell=True) for k in range(len(clauses[0]))]
     out, j = torch.zeros(len(candidates)), 0
     for i, ((_, moves), blob) in enumerate(zip(options, labels, strict=True)):
-        centres = (clips.positions[i, (t - 1) * KEYFRAME_STRIDE] + 14) / 8 - 0.5  # in cells
-        slot = [int(np.argmin(((centres - np.argwhere(blob == b + 1).mean(0)) ** 2).sum(1)))
-                for b in range(blob.max())]
+        slot = nearest_slots(clips, i, t, blob)
         for combo in moves:
             for b, (dy, dx) in enumerate(combo):
                 ys, xs = np.nonzero(blob == b + 1)
@@ -149,6 +203,114 @@ def bound_scores(model, clips, keys: torch.Tensor, t: int, labels: list[np.ndarr
                 region[ys, xs] = region[ys + dy, xs + dx] = True
                 out[j] += per_slot[slot[b]][j][torch.from_numpy(region.flatten())].sum()
             j += 1
+    return out
+
+
+@torch.no_grad()
+def binding_accuracy(path: Path, num_clips: int) -> dict:
+    """A bound pointer's digit reader (`CopyPointer.binding`) on real test clips: of the ink cells
+    of key frames 0-3 (the cells copied from), how many weigh most the clause of the digit whose
+    centre is nearest? Two-digit clips of two different digits only; chance is 50%."""
+    model = load(load_checkpoint(path))
+    if model.pointer is None or model.pointer.binder is None:
+        raise ValueError(f"path must hold a stage with pointer='bound', got {path}")
+    base = model.config.base
+    clips, captions = _prompts(model, num_clips)
+    keys = clips.codes[:, ::KEYFRAME_STRIDE].long()
+    sequence = video_sequence(model.config, _ids(captions), KEYFRAME_STRIDE, keys)
+    hidden = model.base.norm(model.trunk(sequence))
+    digits = clause_digits(sequence[:, : base.text_len], base.num_codes)[1]
+    weights = model.pointer.binding(hidden, digits)[..., 1:]  # (b n clauses)
+    grid, right, total = base.grid, 0, 0
+    cells = np.stack(np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij"), -1) + 0.5
+    for i in range(num_clips):
+        if digits[i, 1] < 0 or digits[i, 2] >= 0 or digits[i, 0] == digits[i, 1]:
+            continue
+        for f in range(keys.shape[1] - 1):
+            centres = (clips.positions[i, f * KEYFRAME_STRIDE] + 14) / 8  # in cells
+            nearest = ((cells[:, :, None] - centres) ** 2).sum(-1).argmin(-1)  # (h w): slot
+            start = base.text_len + 1 + f * base.frame_len + 1  # the token holding code 0
+            read = weights[i, start : start + grid**2, :2].argmax(-1).reshape(grid, grid)
+            ink = keys[i, f] != 0
+            right += int((read.numpy() == nearest)[ink.numpy()].sum())
+            total += int(ink.sum())
+    return {"checkpoint": str(path), "clips": num_clips, "ink_cells": total,
+            "binder_reads_the_nearest_digit": round(right / max(total, 1), 4)}
+
+
+def oracle_keyframes(keys: torch.Tensor) -> torch.Tensor:
+    """Key frames (b, f, h, w) made by move search with a perfect scorer: from the real first
+    one, each next key frame is the proposal that agrees with the real one in the most cells
+    (the best move search can do, given its blobs and one-cell moves)."""
+    made = [keys[:, 0].numpy()]
+    for t in range(1, keys.shape[1]):
+        chosen = []
+        for i, last in enumerate(made[-1]):
+            frames, _ = proposals(last, blobs(last))
+            agree = (frames == keys[i, t].numpy()).reshape(len(frames), -1).sum(1)
+            chosen.append(frames[int(agree.argmax())])
+        made.append(np.stack(chosen))
+    return torch.from_numpy(np.stack(made, 1)).long()
+
+
+def true_move_keyframes(clips, keys: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Key frames (b, f, h, w) made by moving each blob by its digit's true displacement over
+    the key-frame step (in whole cells), from the real first key frame; where no proposal holds
+    the true moves (digits that cross, or one blob holding both), nothing moves. And the number
+    of such steps."""
+    made, missing = [keys[:, 0].numpy()], 0
+    for t in range(1, keys.shape[1]):
+        chosen = []
+        for i, last in enumerate(made[-1]):
+            labels = blobs(last)
+            frames, moves = proposals(last, labels)
+            shift = clips.positions[i, t * KEYFRAME_STRIDE] - clips.positions[
+                i, (t - 1) * KEYFRAME_STRIDE]
+            true = tuple(tuple(int(v) for v in np.rint(shift[k] / 8))
+                         for k in nearest_slots(clips, i, t, labels))
+            missing += true not in moves
+            still = tuple((0, 0) for _ in true)
+            chosen.append(frames[moves.index(true if true in moves else still)])
+        made.append(np.stack(chosen))
+    return torch.from_numpy(np.stack(made, 1)).long(), missing
+
+
+@torch.no_grad()
+def direction_chain(path: Path, interp: Path | None, num_prompts: int, guidance: float) -> dict:
+    """Where the prompt's directions are lost, link by link: the judge on real clips; on their
+    real key frames, each held for four frames (no interpolation); on real key frames filled in
+    by the interpolation stage; and on the real first key frame with the later ones chosen by
+    the most cells agreeing (`oracle_keyframes`), by each digit's true move
+    (`true_move_keyframes`), by move search or drawn by the stage, then filled in."""
+    model = load(load_checkpoint(path))
+    middles = pretrained("cogvideo-interp") if interp is None else load(load_checkpoint(interp))
+    judge, tokenizer = pretrained("judge"), tokenizer_of(model)
+    clips, captions = _prompts(model, num_prompts)
+    keys = clips.codes[:, ::KEYFRAME_STRIDE].long()
+
+    def read(codes: torch.Tensor) -> dict:
+        video = torch.from_numpy(to_uint8(tokenizer.decode(codes)))
+        return {k: round(v, 4) for k, v in caption_accuracy(judge, video, captions).items()}
+
+    frames = clips.codes.shape[1]
+    out = {"checkpoint": str(path), "interp": str(interp or "shipped"), "prompts": num_prompts,
+           "guidance": guidance, "real_clips": read(clips.codes.long()),
+           "real_keyframes_held": read(keys.repeat_interleave(KEYFRAME_STRIDE, 1)[:, :frames]),
+           "real_keyframes_interpolated": read(interpolate(middles, _ids(captions), keys,
+                                                           guidance=guidance, seed=0))}
+    out["real_first_keyframe_then_oracle_moves"] = read(interpolate(
+        middles, _ids(captions), oracle_keyframes(keys), guidance=guidance, seed=0))
+    true, missing = true_move_keyframes(clips, keys)
+    out["real_first_keyframe_then_true_moves"] = read(interpolate(
+        middles, _ids(captions), true, guidance=guidance, seed=0))
+    out["true_moves_held"] = read(true.repeat_interleave(KEYFRAME_STRIDE, 1)[:, :frames])
+    out["steps_whose_true_move_is_not_proposed"] = round(missing / (len(keys) * 4), 4)
+    for search in (True, False):
+        name = "searched" if search else "drawn"
+        out[f"real_first_keyframe_then_{name}"] = {
+            k.removeprefix("t2v_caption_"): v for k, v in evaluate_text_to_video(
+                model, middles, judge, num_prompts, guidance=guidance, given=keys[:, :1],
+                search=search).items() if k.startswith("t2v_caption_")}
     return out
 
 
@@ -176,6 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     moves.add_argument("--clips", type=int, default=64)
     moves.add_argument("--guidance", type=float, default=3.0)
     moves.add_argument("--out", type=Path, required=True)
+    bind = commands.add_parser("binding", help="a bound pointer's digit reader on real clips")
+    bind.add_argument("checkpoints", nargs="+", type=Path)
+    bind.add_argument("--clips", type=int, default=64)
+    bind.add_argument("--out", type=Path, required=True)
+    chain = commands.add_parser("chain", help="where the directions are lost, link by link")
+    chain.add_argument("checkpoints", nargs="+", type=Path)
+    chain.add_argument("--interp", type=Path, help="an interpolation stage (default: shipped)")
+    chain.add_argument("--prompts", type=int, default=32)
+    chain.add_argument("--guidance", type=float, default=3.0)
+    chain.add_argument("--out", type=Path, required=True)
     read = commands.add_parser("judge", help="text → video, key frames drawn and searched")
     read.add_argument("checkpoints", nargs="+", type=Path)
     read.add_argument("--interp", type=Path, help="an interpolation stage (default: shipped)")
@@ -199,9 +371,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for path in args.checkpoints:
-        measured = [move_accuracy(path, args.clips, args.guidance)] if args.command == "moves" \
-            else (judged(path, args.prompts, args.guidance, args.interp, search=search,
-                         held_out=args.held_out) for search in (False, True))
+        if args.command == "chain":
+            measured = [direction_chain(path, args.interp, args.prompts, args.guidance)]
+        elif args.command == "binding":
+            measured = [binding_accuracy(path, args.clips)]
+        elif args.command == "moves":
+            measured = [move_accuracy(path, args.clips, args.guidance)]
+        else:
+            measured = (judged(path, args.prompts, args.guidance, args.interp, search=search,
+                               held_out=args.held_out) for search in (False, True))
         for row in measured:  # printed as each is measured
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -182,6 +182,8 @@ VARIANTS = {
 VARIANTS.update({f"{name}-copy": {**VARIANTS[name], "pointer": "caption"} for name in
                  ("compass2-offsets10", "compass-offsets10", "offsets10")})
 VARIANTS["compass2-offsets10-copyt"] = {**VARIANTS["compass2-offsets10"], "pointer": "timed"}
+# Round five: the timed pointer with each clause's tables bound to the cells its digit drew.
+VARIANTS["compass2-offsets10-copyb"] = {**VARIANTS["compass2-offsets10"], "pointer": "bound"}
 # Compass steps other than 4 px: `compass-unaligned` is the control of `compass`, the same 8
 # directions at the paper's 3.6 px (key frames 14.4 px apart, not whole cells);
 # `compass2-offsets10` moves 2 px a frame, one cell a key frame, so fewer walls between key frames

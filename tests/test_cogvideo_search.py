@@ -100,8 +100,8 @@ def test_guided_scores_are_the_log_likelihood_arithmetic():
     assert abs(float(-conditional.mean() / GRID**2) - float(loss)) < 1e-4
 
 
-@pytest.mark.parametrize("options", [{}, {"relative_bias": True, "caption_offsets": True,
-                                      "pointer": "timed"}])
+@pytest.mark.parametrize("options", [{}] + [
+    {"relative_bias": True, "caption_offsets": True, "pointer": p} for p in ("timed", "bound")])
 def test_cached_candidate_scores_match_whole_sequences(options):
     model = tiny_stage(**options).eval()
     with torch.no_grad():

@@ -34,7 +34,7 @@ CLIP_FRAMES = 17  # the generated clip: 5 key frames 4 apart, filled in twice
 NUM_KEYFRAMES = 5
 KEYFRAME_STRIDE = 4
 FRAME_STRIDES = (1, 2, 4)  # frame-rate tokens: source frames between consecutive frames
-POINTERS = ("none", "caption", "timed")  # CogVideoConfig.pointer (see pointer.py)
+POINTERS = ("none", "caption", "timed", "bound")  # CogVideoConfig.pointer (see pointer.py)
 STAGE_STRIDES = {"keyframes": (1, 2, 4), "interp": (1, 2)}
 # Stage 1 trains mostly at the rate it samples at, plus the higher rates (as CogVideo trains at
 # several frame rates): the model sees more, shorter motions of the same captions.
@@ -289,8 +289,9 @@ class CogVideoConfig:
     # the content logits (several units), and Adam moves a parameter ~lr per step.
     bias_scale: float = 1.0
     # A copy pointer over the previous key frame's codes beside the head (`pointer.py`):
-    # "none", "caption" (the caption's words bias where it points) or "timed" (and each word's
-    # bias depends on its place in the path and on the key frame drawn).
+    # "none", "caption" (the caption's words bias where it points), "timed" (and each word's
+    # bias depends on its place in the path and on the key frame drawn) or "bound" (timed, and
+    # each clause's tables apply to the cells its digit drew).
     pointer: str = "none"
     base_name: str = "cogview"  # where the frozen channel came from (pretrained name)
     extra: dict = field(default_factory=dict)

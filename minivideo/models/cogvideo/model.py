@@ -30,7 +30,7 @@ from minivideo.models.cogvideo.layout import (
     spatial_mask,
     temporal_mask,
 )
-from minivideo.models.cogvideo.pointer import CopyPointer
+from minivideo.models.cogvideo.pointer import CopyPointer, clause_digits
 from minivideo.transformer import Block, GPTCache, GPTConfig
 from minivideo.utils import FromConfig
 
@@ -168,6 +168,8 @@ class DualCache(GPTCache):
     motion: torch.Tensor | None = None
     tokens: torch.Tensor | None = None  # every token fed so far (the copy pointer's keys)
     pointer_table: torch.Tensor | None = None  # the pointer's offset tables (prefix-made)
+    pointer_digits: torch.Tensor | None = None  # a bound pointer's clause digits (prefix-made)
+    hidden: torch.Tensor | None = None  # a bound pointer's hidden states of every token so far
 
 
 class CogVideo(FromConfig, nn.Module):
@@ -206,7 +208,8 @@ class CogVideo(FromConfig, nn.Module):
             layers, len(FRAME_STRIDES), len(COMPASS), base_config.n_head,
             (2 * base_config.grid - 1) ** 2)) if config.caption_offsets else None
         self.pointer = None if config.pointer == "none" else CopyPointer(
-            base_config, len(config.frame_times), config.pointer == "timed", config.bias_scale)
+            base_config, len(config.frame_times), config.pointer in ("timed", "bound"),
+            config.bias_scale, bound=config.pointer == "bound")
         self.rate_emb = nn.Embedding(len(FRAME_STRIDES), c)
         with torch.no_grad():  # a rate token starts as CogView's BOI ("an image follows")
             self.rate_emb.weight.copy_(self.base.tok_emb.weight[base_config.boi].expand(
@@ -299,19 +302,26 @@ class CogVideo(FromConfig, nn.Module):
                cache: DualCache | None) -> torch.Tensor:
         """The copy pointer's mixture (log-probabilities) for the new tokens idx; the cache
         keeps the tokens fed so far and the caption's tables."""
+        bound = self.pointer.binder is not None
         if start == 0:  # the prefix is here: read the caption's words and the frame rate
             self._check_prefix(idx, "pointer")
             tokens, table = idx, self.pointer.tables(idx, len(self.frame_time))
+            hidden = h if bound else None
+            digits = clause_digits(idx[:, : self.base.config.text_len],
+                                   self.base.config.num_codes)[1] if bound else None
         else:
             tokens, table = torch.cat([cache.tokens, idx], 1), cache.pointer_table
+            hidden = torch.cat([cache.hidden, h], 1) if bound else None
+            digits = cache.pointer_digits
         if cache is not None:
             cache.tokens, cache.pointer_table = tokens, table
+            cache.hidden, cache.pointer_digits = hidden, digits
         rows, cols = slice(start, start + idx.shape[1]), slice(0, tokens.shape[1])
         query_frame = self.frame_of[rows]
         previous = self.cell_defined[rows, cols] & (
             self.frame_of[cols][None, :] == query_frame[:, None] - 1)
         return self.pointer(h, logits, tokens, table, self.cell_index[rows, cols], previous,
-                            query_frame, self.base.tok_emb)
+                            query_frame, self.base.tok_emb, hidden, digits)
 
     def trunk(self, idx: torch.Tensor, cache: DualCache | None = None) -> torch.Tensor:
         """The residual stream (b n c) after the last dual-channel layer, before the head."""

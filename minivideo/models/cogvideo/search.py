@@ -176,6 +176,8 @@ def _select(cache: DualCache, owner: torch.Tensor) -> DualCache:
         out.motion = cache.motion[:, owner]
     if cache.tokens is not None:
         out.tokens, out.pointer_table = cache.tokens[owner], cache.pointer_table[owner]
+    if cache.hidden is not None:  # a bound pointer's
+        out.hidden, out.pointer_digits = cache.hidden[owner], cache.pointer_digits[owner]
     return out
 
 
