@@ -63,7 +63,8 @@ clips: of the ink cells copied from, how many weigh most the clause of the neare
 
 ``chain`` follows the directions link by link (real clips; their real key frames held, then
 interpolated; the real first key frame, then moves chosen by the most cells agreeing with the
-real next key frame, by each digit's true move, by the stage's search, or drawn key frames):
+real next key frame, by each digit's true move (as code blobs, or composed in pixels), by the
+stage's search, or drawn key frames):
 
     python docs/move_search.py chain runs/s30/copyb.pt --interp runs/s30/interp.pt \
         --prompts 32 --out docs/figures/direction_chain.json
@@ -275,13 +276,50 @@ def true_move_keyframes(clips, keys: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(np.stack(made, 1)).long(), missing
 
 
+def _shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """image (H, W) moved dy pixels down and dx right, with black coming in at the edges."""
+    out = np.zeros_like(image)
+    h, w = image.shape
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = \
+        image[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)]
+    return out
+
+
+@torch.no_grad()
+def pixel_true_move_keyframes(clips, keys: torch.Tensor, tokenizer,
+                              whole_cells: bool) -> torch.Tensor:
+    """Key frames (b, f, h, w) made in pixels: from the real first key frame, each blob of the
+    last key frame is decoded apart, moved by its digit's true displacement (rounded to whole
+    cells, or exact), the digits laid over each other (max) and the frame re-encoded. Digits may
+    cross here, which code-blob proposals forbid."""
+    made = [keys[:, 0]]
+    for t in range(1, keys.shape[1]):
+        frames = []
+        for i, last in enumerate(made[-1].numpy()):
+            labels = blobs(last)
+            parts = np.stack([np.where(labels == k, last, 0) for k in
+                              range(1, labels.max() + 1)] or [last])
+            images = tokenizer.decode(torch.from_numpy(parts)[:, None])[:, 0].numpy()
+            shift = clips.positions[i, t * KEYFRAME_STRIDE] - clips.positions[
+                i, (t - 1) * KEYFRAME_STRIDE]
+            moved = [images[0] * 0]
+            for image, k in zip(images, nearest_slots(clips, i, t, labels), strict=False):
+                dy, dx = np.rint(shift[k] / 8) * 8 if whole_cells else np.rint(shift[k])
+                moved.append(_shifted(image, int(dy), int(dx)))
+            frames.append(np.clip(np.max(moved, 0), 0, 1))
+        video = torch.from_numpy(np.stack(frames)).float()[:, None]
+        made.append(tokenizer.encode(video)[:, 0].long())
+    return torch.stack(made, 1)
+
+
 @torch.no_grad()
 def direction_chain(path: Path, interp: Path | None, num_prompts: int, guidance: float) -> dict:
     """Where the prompt's directions are lost, link by link: the judge on real clips; on their
     real key frames, each held for four frames (no interpolation); on real key frames filled in
     by the interpolation stage; and on the real first key frame with the later ones chosen by
     the most cells agreeing (`oracle_keyframes`), by each digit's true move
-    (`true_move_keyframes`), by move search or drawn by the stage, then filled in."""
+    (`true_move_keyframes`; or in pixels, `pixel_true_move_keyframes`), by move search or drawn
+    by the stage, then filled in."""
     model = load(load_checkpoint(path))
     middles = pretrained("cogvideo-interp") if interp is None else load(load_checkpoint(interp))
     judge, tokenizer = pretrained("judge"), tokenizer_of(model)
@@ -305,6 +343,13 @@ def direction_chain(path: Path, interp: Path | None, num_prompts: int, guidance:
         middles, _ids(captions), true, guidance=guidance, seed=0))
     out["true_moves_held"] = read(true.repeat_interleave(KEYFRAME_STRIDE, 1)[:, :frames])
     out["steps_whose_true_move_is_not_proposed"] = round(missing / (len(keys) * 4), 4)
+    for whole_cells in (True, False):
+        made = pixel_true_move_keyframes(clips, keys, tokenizer, whole_cells)
+        name = "in_whole_cells" if whole_cells else "exact"
+        out[f"true_moves_{name}_composed_in_pixels"] = read(interpolate(
+            middles, _ids(captions), made, guidance=guidance, seed=0))
+        out[f"true_moves_{name}_composed_in_pixels_held"] = read(
+            made.repeat_interleave(KEYFRAME_STRIDE, 1)[:, :frames])
     for search in (True, False):
         name = "searched" if search else "drawn"
         out[f"real_first_keyframe_then_{name}"] = {
