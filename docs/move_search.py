@@ -375,31 +375,30 @@ def keyframe_figure(path: Path, num_prompts: int, guidance: float, out: Path) ->
             "png": str(out)}
 
 
+def _command(commands, name: str, help: str, prompts: int = 0) -> argparse.ArgumentParser:
+    """A command measuring checkpoints on test clips (--clips, 64) or their prompts (--prompts),
+    writing JSON rows to --out."""
+    command = commands.add_parser(name, help=help)
+    command.add_argument("checkpoints", nargs="+", type=Path)
+    command.add_argument("--prompts" if prompts else "--clips", type=int,
+                         default=prompts or 64)
+    command.add_argument("--out", type=Path, required=True)
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    moves = commands.add_parser("moves", help="the stage's move choices against the oracle's")
-    moves.add_argument("checkpoints", nargs="+", type=Path)
-    moves.add_argument("--clips", type=int, default=64)
+    moves = _command(commands, "moves", "the stage's move choices against the oracle's")
     moves.add_argument("--guidance", type=float, default=3.0)
-    moves.add_argument("--out", type=Path, required=True)
-    bind = commands.add_parser("binding", help="a bound pointer's digit reader on real clips")
-    bind.add_argument("checkpoints", nargs="+", type=Path)
-    bind.add_argument("--clips", type=int, default=64)
-    bind.add_argument("--out", type=Path, required=True)
-    chain = commands.add_parser("chain", help="where the directions are lost, link by link")
-    chain.add_argument("checkpoints", nargs="+", type=Path)
-    chain.add_argument("--interp", type=Path, help="an interpolation stage (default: shipped)")
-    chain.add_argument("--prompts", type=int, default=32)
-    chain.add_argument("--guidance", type=float, default=3.0)
-    chain.add_argument("--out", type=Path, required=True)
-    read = commands.add_parser("judge", help="text → video, key frames drawn and searched")
-    read.add_argument("checkpoints", nargs="+", type=Path)
-    read.add_argument("--interp", type=Path, help="an interpolation stage (default: shipped)")
-    read.add_argument("--prompts", type=int, default=32)
-    read.add_argument("--guidance", type=float, default=3.0)
+    _command(commands, "binding", "a bound pointer's digit reader on real clips")
+    chain = _command(commands, "chain", "where the directions are lost, link by link", 32)
+    read = _command(commands, "judge", "text → video, key frames drawn and searched", 32)
+    for command in (chain, read):
+        command.add_argument("--interp", type=Path,
+                             help="an interpolation stage (default: shipped)")
+        command.add_argument("--guidance", type=float, default=3.0)
     read.add_argument("--held-out", action="store_true")
-    read.add_argument("--out", type=Path, required=True)
     show = commands.add_parser("figure", help="real, drawn and searched key frames, as a PNG")
     show.add_argument("checkpoint", type=Path)
     show.add_argument("--prompts", type=int, default=4)

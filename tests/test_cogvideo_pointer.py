@@ -166,23 +166,27 @@ def _shifting_batch(model: CogVideo, n: int, generator: torch.Generator) -> dict
     return training_pair(sequence, frame_start(model, 1), K)  # the later key frames only
 
 
+def _held_out_loss(pointer: str, make_batch, generator: torch.Generator, steps: int,
+                   held_out: dict) -> float:
+    """A tiny stage with this pointer, trained on `steps` fresh batches of 8 (fresh frames every
+    step: only a rule can be learned), then its loss on the held-out batch."""
+    model = CogVideo.from_cogview(tiny_cogview(), "keyframes", pointer=pointer, bias_scale=10.0)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-2)
+    for _ in range(steps):
+        loss, _ = sequence_loss(model, make_batch(model, 8, generator))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return float(sequence_loss(model.eval(), held_out)[0])
+
+
 def test_the_pointer_learns_to_copy_what_the_caption_moves_where_the_stage_cannot():
     generator = torch.Generator().manual_seed(0)
     held_out = _shifting_batch(CogVideo.from_cogview(tiny_cogview(), "keyframes"), 16,
                                torch.Generator().manual_seed(99))
-    losses = {}
-    for pointer in ("none", "caption"):
-        model = CogVideo.from_cogview(tiny_cogview(), "keyframes", pointer=pointer,
-                                      bias_scale=10.0)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                      lr=2e-2)
-        for _ in range(40):  # fresh random frames every step: only a rule can be learned
-            loss, _ = sequence_loss(model, _shifting_batch(model, 8, generator))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            losses[pointer] = float(sequence_loss(model.eval(), held_out)[0])
+    losses = {pointer: _held_out_loss(pointer, _shifting_batch, generator, 40, held_out)
+              for pointer in ("none", "caption")}
     # random codes cost ln 64 = 4.16 nats to a stage that cannot copy them
     assert losses["none"] > 3.5, losses
     assert losses["caption"] < 1.0, losses
@@ -244,20 +248,9 @@ def _two_digit_batch(model: CogVideo, n: int, generator: torch.Generator) -> dic
 def test_the_bound_pointer_moves_each_digit_its_own_way_where_the_timed_one_cannot():
     held_out = _two_digit_batch(CogVideo.from_cogview(tiny_cogview(), "keyframes"), 16,
                                 torch.Generator().manual_seed(99))
-    losses = {}
-    for pointer in ("timed", "bound"):
-        generator = torch.Generator().manual_seed(0)  # both see the same clips
-        model = CogVideo.from_cogview(tiny_cogview(), "keyframes", pointer=pointer,
-                                      bias_scale=10.0)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                      lr=2e-2)
-        for _ in range(160):  # fresh frames every step: only a rule can be learned
-            loss, _ = sequence_loss(model, _two_digit_batch(model, 8, generator))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            losses[pointer] = float(sequence_loss(model.eval(), held_out)[0])
+    losses = {pointer: _held_out_loss(pointer, _two_digit_batch,  # both see the same clips
+                                      torch.Generator().manual_seed(0), 160, held_out)
+              for pointer in ("timed", "bound")}
     # Half the captions send the digits opposite ways: without binding a copier can only split
     # its bet between the two cells (ln 2 = 0.69 nats on those codes at best).
     assert losses["timed"] > 0.25, losses
