@@ -114,7 +114,8 @@ from minivideo.viz import save_frame_strip  # noqa: E402
 
 @torch.no_grad()
 def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
-    """How often the stage's best-scored move is the oracle's, per caption variant."""
+    """How often the stage's best-scored move is the oracle's, per caption variant; and each
+    blob's move against its digit's true displacement (in whole cells)."""
     model = load(load_checkpoint(path))
     clips, captions = _prompts(model, num_clips)
     keys = clips.codes[:, ::KEYFRAME_STRIDE].long()
@@ -127,7 +128,8 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
     hits = {name: 0 for name in [*texts, "bound"]}
     blob_hits = {name: 0 for name in hits}
     first_hits: dict[str, float] = {}
-    moved = total = blob_total = rule_hits = rule_first = 0
+    moved = total = blob_total = rule_hits = rule_first = true_total = true_oracle = 0
+    true_hits = {name: 0 for name in hits}
     for t in range(1, keys.shape[1]):
         labels = [blobs(k) for k in keys[:, t - 1].numpy()]
         options = [proposals(k, lab) for k, lab in zip(keys[:, t - 1].numpy(), labels,
@@ -142,6 +144,14 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
         moved += sum(any(m != (0, 0) for m in options[i][1][j]) for i, j in enumerate(oracle))
         total += num_clips
         blob_total += sum(len(options[i][1][j]) for i, j in enumerate(oracle))
+        # each blob's true move: its digit's displacement over the step, in whole cells
+        true = [[tuple(int(v) for v in np.rint((clips.positions[i, t * KEYFRAME_STRIDE, k]
+                                                 - clips.positions[i, (t - 1) * KEYFRAME_STRIDE,
+                                                                   k]) / 8))
+                 for k in nearest_slots(clips, i, t, labels[i])] for i in range(num_clips)]
+        true_total += sum(map(len, true))
+        true_oracle += sum(x == y for i, j in enumerate(oracle)
+                           for x, y in zip(options[i][1][j], true[i], strict=True))
         for i, j in enumerate(oracle):  # the rule: each blob moves as its digit's velocity says
             rule = [tuple(int(v) for v in KING_MOVES[clips.directions[i, (t - 1) * KEYFRAME_STRIDE,
                                                                     k]])
@@ -163,6 +173,8 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
                 x == y for i, (b, o) in enumerate(zip(best, oracle, strict=True))
                 for x, y in zip(options[i][1][b], options[i][1][o], strict=True))
             blob_hits[name] += right
+            true_hits[name] += sum(x == y for i, b in enumerate(best)
+                                   for x, y in zip(options[i][1][b], true[i], strict=True))
             if t == 1:  # the first move: the one the caption's first words name
                 first_total = sum(len(options[i][1][j]) for i, j in enumerate(oracle))
                 first_hits[name] = right / first_total
@@ -174,7 +186,10 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
             **{f"first_blob_move_is_oracle_{name}_caption": round(h, 4)
                for name, h in first_hits.items()},
             "blob_move_is_oracle_velocity_rule": round(rule_hits / blob_total, 4),
-            "first_blob_move_is_oracle_velocity_rule": round(rule_first / first_total, 4)}
+            "first_blob_move_is_oracle_velocity_rule": round(rule_first / first_total, 4),
+            **{f"blob_move_is_true_{name}_caption": round(h / true_total, 4)
+               for name, h in true_hits.items()},
+            "blob_move_is_true_oracle": round(true_oracle / true_total, 4)}
 
 
 def nearest_slots(clips, i: int, t: int, blob: np.ndarray) -> list[int]:
