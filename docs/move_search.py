@@ -144,11 +144,7 @@ def move_accuracy(path: Path, num_clips: int, guidance: float) -> dict:
         moved += sum(any(m != (0, 0) for m in options[i][1][j]) for i, j in enumerate(oracle))
         total += num_clips
         blob_total += sum(len(options[i][1][j]) for i, j in enumerate(oracle))
-        # each blob's true move: its digit's displacement over the step, in whole cells
-        true = [[tuple(int(v) for v in np.rint((clips.positions[i, t * KEYFRAME_STRIDE, k]
-                                                 - clips.positions[i, (t - 1) * KEYFRAME_STRIDE,
-                                                                   k]) / 8))
-                 for k in nearest_slots(clips, i, t, labels[i])] for i in range(num_clips)]
+        true = [cell_moves(blob_shifts(clips, i, t, labels[i])) for i in range(num_clips)]
         true_total += sum(map(len, true))
         true_oracle += sum(x == y for i, j in enumerate(oracle)
                            for x, y in zip(options[i][1][j], true[i], strict=True))
@@ -198,6 +194,19 @@ def nearest_slots(clips, i: int, t: int, blob: np.ndarray) -> list[int]:
     centres = (clips.positions[i, (t - 1) * KEYFRAME_STRIDE] + 14) / 8 - 0.5  # in cells
     return [int(np.argmin(((centres - np.argwhere(blob == b + 1).mean(0)) ** 2).sum(1)))
             for b in range(blob.max())]
+
+
+def blob_shifts(clips, i: int, t: int, blob: np.ndarray) -> np.ndarray:
+    """Each blob's true shift (blobs, 2) in pixels over key-frame step t: the displacement of
+    its nearest digit (`nearest_slots`) from key frame t − 1 to t."""
+    step = clips.positions[i, t * KEYFRAME_STRIDE] - clips.positions[i, (t - 1) * KEYFRAME_STRIDE]
+    return step[nearest_slots(clips, i, t, blob)].reshape(-1, 2)
+
+
+def cell_moves(shifts: np.ndarray) -> tuple:
+    """Shifts (blobs, 2) in pixels → one (dy, dx) move in whole 8-px cells per blob, as
+    `proposals` names them."""
+    return tuple(tuple(int(v) for v in np.rint(shift / 8)) for shift in shifts)
 
 
 def bound_scores(model, clips, keys: torch.Tensor, t: int, labels: list[np.ndarray],
@@ -280,10 +289,7 @@ def true_move_keyframes(clips, keys: torch.Tensor) -> tuple[torch.Tensor, int]:
         for i, last in enumerate(made[-1]):
             labels = blobs(last)
             frames, moves = proposals(last, labels)
-            shift = clips.positions[i, t * KEYFRAME_STRIDE] - clips.positions[
-                i, (t - 1) * KEYFRAME_STRIDE]
-            true = tuple(tuple(int(v) for v in np.rint(shift[k] / 8))
-                         for k in nearest_slots(clips, i, t, labels))
+            true = cell_moves(blob_shifts(clips, i, t, labels))
             missing += true not in moves
             still = tuple((0, 0) for _ in true)
             chosen.append(frames[moves.index(true if true in moves else still)])
@@ -315,11 +321,9 @@ def pixel_true_move_keyframes(clips, keys: torch.Tensor, tokenizer,
             parts = np.stack([np.where(labels == k, last, 0) for k in
                               range(1, labels.max() + 1)] or [last])
             images = tokenizer.decode(torch.from_numpy(parts)[:, None])[:, 0].numpy()
-            shift = clips.positions[i, t * KEYFRAME_STRIDE] - clips.positions[
-                i, (t - 1) * KEYFRAME_STRIDE]
             moved = [images[0] * 0]
-            for image, k in zip(images, nearest_slots(clips, i, t, labels), strict=False):
-                dy, dx = np.rint(shift[k] / 8) * 8 if whole_cells else np.rint(shift[k])
+            for image, shift in zip(images, blob_shifts(clips, i, t, labels), strict=False):
+                dy, dx = np.rint(shift / 8) * 8 if whole_cells else np.rint(shift)
                 moved.append(_shifted(image, int(dy), int(dx)))
             frames.append(np.clip(np.max(moved, 0), 0, 1))
         video = torch.from_numpy(np.stack(frames)).float()[:, None]
@@ -345,26 +349,24 @@ def direction_chain(path: Path, interp: Path | None, num_prompts: int, guidance:
         video = torch.from_numpy(to_uint8(tokenizer.decode(codes)))
         return {k: round(v, 4) for k, v in caption_accuracy(judge, video, captions).items()}
 
-    frames = clips.codes.shape[1]
+    def filled(made: torch.Tensor) -> dict:  # key frames filled in by the interpolation stage
+        return read(interpolate(middles, _ids(captions), made, guidance=guidance, seed=0))
+
+    def held(made: torch.Tensor) -> dict:  # key frames, each shown for four frames
+        return read(made.repeat_interleave(KEYFRAME_STRIDE, 1)[:, : clips.codes.shape[1]])
+
+    true, missing = true_move_keyframes(clips, keys)
     out = {"checkpoint": str(path), "interp": str(interp or "shipped"), "prompts": num_prompts,
            "guidance": guidance, "real_clips": read(clips.codes.long()),
-           "real_keyframes_held": read(keys.repeat_interleave(KEYFRAME_STRIDE, 1)[:, :frames]),
-           "real_keyframes_interpolated": read(interpolate(middles, _ids(captions), keys,
-                                                           guidance=guidance, seed=0))}
-    out["real_first_keyframe_then_oracle_moves"] = read(interpolate(
-        middles, _ids(captions), oracle_keyframes(keys), guidance=guidance, seed=0))
-    true, missing = true_move_keyframes(clips, keys)
-    out["real_first_keyframe_then_true_moves"] = read(interpolate(
-        middles, _ids(captions), true, guidance=guidance, seed=0))
-    out["true_moves_held"] = read(true.repeat_interleave(KEYFRAME_STRIDE, 1)[:, :frames])
-    out["steps_whose_true_move_is_not_proposed"] = round(missing / (len(keys) * 4), 4)
+           "real_keyframes_held": held(keys), "real_keyframes_interpolated": filled(keys),
+           "real_first_keyframe_then_oracle_moves": filled(oracle_keyframes(keys)),
+           "real_first_keyframe_then_true_moves": filled(true), "true_moves_held": held(true),
+           "steps_whose_true_move_is_not_proposed": round(missing / (len(keys) * 4), 4)}
     for whole_cells in (True, False):
         made = pixel_true_move_keyframes(clips, keys, tokenizer, whole_cells)
         name = "in_whole_cells" if whole_cells else "exact"
-        out[f"true_moves_{name}_composed_in_pixels"] = read(interpolate(
-            middles, _ids(captions), made, guidance=guidance, seed=0))
-        out[f"true_moves_{name}_composed_in_pixels_held"] = read(
-            made.repeat_interleave(KEYFRAME_STRIDE, 1)[:, :frames])
+        out[f"true_moves_{name}_composed_in_pixels"] = filled(made)
+        out[f"true_moves_{name}_composed_in_pixels_held"] = held(made)
     for search in (True, False):
         name = "searched" if search else "drawn"
         out[f"real_first_keyframe_then_{name}"] = {

@@ -56,7 +56,7 @@ def clause_digits(text: torch.Tensor, num_codes: int) -> tuple[torch.Tensor, tor
     clause = starts.long().cumsum(1) - 1
     after_start = F.pad(starts, (1, 0))[:, :-1]  # the token after "digit" is its digit
     digit = word - VOCAB.index("0")
-    is_digit = after_start & (digit >= 0) & (digit < 10)
+    is_digit = after_start & (digit >= 0) & (digit < len(DIGIT_WORDS))
     owner = F.one_hot(clause.clamp(0, MAX_DIGITS - 1), MAX_DIGITS) * is_digit[..., None]
     digits = torch.einsum("bnk,bn->bk", owner, digit.clamp(min=0))
     return clause, torch.where(owner.any(1), digits, -1)
