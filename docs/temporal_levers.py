@@ -144,6 +144,7 @@ from minivideo.metrics.cogvideo_quality import (
     bits_per_code,
     evaluate_keyframes,
     evaluate_text_to_video,
+    prompt_clips,
     test_clips,
 )
 from minivideo.models.cogvideo import KEYFRAME_STRIDE, recipe, sample_keyframes, tokenizer_of
@@ -188,7 +189,12 @@ VARIANTS["compass2-offsets10-copyb"] = {**VARIANTS["compass2-offsets10"], "point
 # directions at the paper's 3.6 px (key frames 14.4 px apart, not whole cells);
 # `compass2-offsets10` moves 2 px a frame, one cell a key frame, so fewer walls between key frames
 # (`compass2`: the same clips without the caption's offsets).
-CLIP_OPTIONS = ("motion", "compass_step_px")
+# Round six: layers. The time-ordered pointer's stage, and an interpolation stage, trained on clips
+# of one digit: a prompt's clauses are then drawn as layers apart and composed in pixels
+# (`minivideo.models.cogvideo.generation.layered_text_to_video`).
+VARIANTS["layer-copyt"] = {**VARIANTS["compass2-offsets10-copyt"], "digits": 1}
+VARIANTS["layer"] = {**VARIANTS["compass2-offsets10"], "digits": 1}
+CLIP_OPTIONS = ("motion", "compass_step_px", "digits")
 
 
 class TemporalMLP(CogVideo):
@@ -325,7 +331,8 @@ def judged(path: Path, num_prompts: int, guidance: float, interp: Path | None = 
         search=search, held_out=held_out)}
     if held_out:  # no real clip has these prompts
         return out
-    clips, captions = _prompts(model, num_prompts)
+    clips = prompt_clips(model, num_prompts)  # two digits, even for a layer stage
+    captions = [_clip_caption(clips, i) for i in range(num_prompts)]
     real = tokenizer_of(model).decode(clips.codes.long())
     ceiling = caption_accuracy(judge, torch.from_numpy(to_uint8(real)), captions)
     out.update({f"real_clips_caption_{k}": round(v, 4) for k, v in ceiling.items()})

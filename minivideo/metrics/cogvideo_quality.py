@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -39,6 +40,7 @@ from minivideo.models.cogvideo import (
     encode_clips,
     frame_caption,
     held_out_prompts,
+    layered_text_to_video,
     motion_caption,
     sample_images,
     text_to_video,
@@ -59,6 +61,14 @@ def test_clips(model: nn.Module, num_clips: int = 64, seed: int = TEST_SEED) -> 
     as the stage's training clips moved (`CogVideoConfig.motion`; CogView's: any angle)."""
     return encode_clips(tokenizer_of(model), num_clips, split="test", seed=seed, cache=True,
                         clips=getattr(model.config, "clips", None))
+
+
+def prompt_clips(model: CogVideo, num_clips: int, seed: int = TEST_SEED) -> EncodedClips:
+    """Test clips whose captions are a video stage's prompts: clips that move as its training
+    clips moved, with two digits even for a layer stage (one digit a clip, `LAYERS`)."""
+    clips = model.config.clips
+    return encode_clips(tokenizer_of(model), num_clips, split="test", seed=seed, cache=True,
+                        clips=replace(clips, num_digits=2))
 
 
 def _clip_caption(clips: EncodedClips, i: int, first: int = 0, last: int = CLIP_FRAMES - 1) -> str:
@@ -234,7 +244,13 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
     `given` (num_prompts, f, h, w): the first f key frames of each clip, given instead of drawn
     (`sample_keyframes`); the test clips' own frames are `test_clips(keyframes_model, n).codes`.
     search=True: key frames by move search (`minivideo.models.cogvideo.search`).
+    Stages trained on clips of one digit draw each prompt's clauses as layers
+    (`layered_text_to_video`, with or without search).
     """
+    layered = keyframes_model.config.digits == 1
+    if layered and given is not None:
+        raise ValueError("given holds two-digit key frames; stages of one digit "
+                         "(config.digits=1) draw layers and cannot continue them")
     if given is not None and len(given) != num_prompts:
         raise ValueError(f"given must hold key frames for each of the {num_prompts} prompts, "
                          f"got {len(given)}")
@@ -246,11 +262,18 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
                                  "(python -m minivideo train cogvideo-keyframes / cogvideo-interp)")
         captions = held_out_prompts(num_prompts)
     else:
-        clips = test_clips(keyframes_model, num_prompts)
+        clips = prompt_clips(keyframes_model, num_prompts)
         captions = [_clip_caption(clips, i) for i in range(num_prompts)]
     tokenizer = tokenizer_of(keyframes_model)
     videos, began = [], time.perf_counter()
     for start in range(0, num_prompts, batch_size):
+        if layered:
+            video = layered_text_to_video(keyframes_model, interp_model,
+                                          captions[start : start + batch_size],
+                                          guidance=guidance, seed=seed + start,
+                                          temperature=temperature, search=search)
+            videos.append(torch.from_numpy(to_uint8(video)))
+            continue
         ids = _ids(captions[start : start + batch_size])
         codes = (search_text_to_video if search else text_to_video)(
             keyframes_model, interp_model, ids, guidance=guidance, seed=seed + start,
@@ -263,7 +286,8 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
     return {**{f"{prefix}caption_{key}": round(value, 4) for key, value in accuracy.items()},
             f"{prefix}seconds_per_clip": round(seconds, 3), f"{prefix}prompts": num_prompts,
             f"{prefix}guidance": guidance, f"{prefix}temperature": temperature,
-            **({f"{prefix}search": True} if search else {})}
+            **({f"{prefix}search": True} if search else {}),
+            **({f"{prefix}layered": True} if layered else {})}
 
 
 def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, float]:
@@ -289,4 +313,5 @@ def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, f
 
 
 __all__ = ["bits_per_code", "evaluate_cogview", "evaluate_cogview_frames", "evaluate_interpolation",
-           "evaluate_keyframes", "evaluate_text_to_video", "reverse_directions", "test_clips"]
+           "evaluate_keyframes", "evaluate_text_to_video", "prompt_clips", "reverse_directions",
+           "test_clips"]

@@ -74,6 +74,7 @@ from minivideo.models.cogvideo.generation import (
     text_to_video,
     tokenizer_of,
 )
+from minivideo.models.cogvideo.layers import layered_text_to_video, prompt_layers
 from minivideo.models.cogvideo.layout import (
     CAPTION_DROPOUT,
     CLIP_FRAMES,
@@ -82,6 +83,7 @@ from minivideo.models.cogvideo.layout import (
     HELD_OUT_PAIRS,
     KEYFRAME_STRIDE,
     KEYFRAME_STRIDE_WEIGHTS,
+    LAYERS,
     MOTIONS,
     NUM_KEYFRAMES,
     PRESETS,
@@ -128,7 +130,8 @@ __all__ = [
     "cogview_sequence", "CogViewConfig", "draw_window", "DualCache", "encode_clips",
     "encode_prompt", "EncodedClips", "fill_middle", "frame_caption", "FRAME_STRIDES",
     "frame_tokens", "FrameCaptionDataset", "interpolate", "interpolate_once",
-    "KEYFRAME_STRIDE", "KEYFRAME_STRIDE_WEIGHTS", "load_tokenizer", "motion_caption",
+    "KEYFRAME_STRIDE", "KEYFRAME_STRIDE_WEIGHTS", "LAYERS", "layered_text_to_video",
+    "load_tokenizer", "prompt_layers", "motion_caption",
     "NUM_KEYFRAMES", "PRESETS", "quadrant", "sample_images", "sample_keyframes",
     "check_guidance", "check_stage", "scored_from", "sequence_loss", "spatial_mask",
     "STAGE_STRIDES", "STAGES",

@@ -2,7 +2,8 @@
 
 Stage 0 draws single frames (`sample_images`), stage 1 key frames (`sample_keyframes`), stage 2
 fills the middles until the stride is 1 (`fill_middle`, `interpolate_once`, `interpolate`);
-`text_to_video` runs the whole hierarchy. `load_tokenizer` and `tokenizer_of` give the frame
+`text_to_video` runs the whole hierarchy (`layers.py` runs it once per clause of a prompt).
+`load_tokenizer` and `tokenizer_of` give the frame
 tokenizer that decodes a model's codes. `python -m minivideo sample cogvideo` (in `cli/sample.py`)
 reads the options and calls `text_to_video`.
 """

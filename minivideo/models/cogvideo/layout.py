@@ -45,21 +45,28 @@ CAPTION_DROPOUT = 0.1  # probability that a training caption is replaced by pads
 # whole 8-px cells and a stride-8 tokenizer gives the moved digit its old codes, shifted.
 MOTIONS = ("any", "compass")
 COMPASS_STEP_PX = 4
+# Digits per training clip (CogVideoConfig.digits): the paper's clips hold 2; a stage trained on
+# clips of 1 draws one layer of a layered clip, and the layers of a prompt's clauses are drawn
+# apart and composed in pixels (`generation.layered_text_to_video`), as Moving MNIST itself is.
+LAYERS = (1, 2)
 UNTRAINED_TINY = "untrained-tiny"  # tokenizer name of tests and tiny presets (seed 0)
 _CAPTIONS = CaptionTokenizer()
 
 
 def clip_config(motion: str = "any", num_frames: int = CLIP_FRAMES,
-                step_px: float = COMPASS_STEP_PX) -> MovingMNISTConfig:
+                step_px: float = COMPASS_STEP_PX, digits: int = 2) -> MovingMNISTConfig:
     """The Moving MNIST generator of clips whose digits move as `motion` says (see `MOTIONS`);
-    compass digits move step_px per frame per axis (36 / step_px must be a whole number)."""
+    compass digits move step_px per frame per axis (36 / step_px must be a whole number).
+    `digits` per clip: 2 (the paper's), or 1 (one layer of a layered clip, `LAYERS`)."""
     if motion not in MOTIONS:
         raise ValueError(f"motion must be one of {MOTIONS}, got {motion!r}")
+    if digits not in LAYERS:
+        raise ValueError(f"digits must be one of {LAYERS}, got {digits!r}")
     if motion == "any":
-        return MovingMNISTConfig(num_frames=num_frames)
+        return MovingMNISTConfig(num_frames=num_frames, num_digits=digits)
     free = MovingMNISTConfig().free_size
     return MovingMNISTConfig(num_frames=num_frames, directions="compass", bounce="mirror",
-                             step_length=step_px / free)
+                             step_length=step_px / free, num_digits=digits)
 
 
 # --------------------------------------------------------------------------- captions
@@ -279,6 +286,7 @@ class CogVideoConfig:
     gate_scale: float = 1.0
     motion: str = "any"  # the training clips' motion, one of MOTIONS (see `clip_config`)
     compass_step_px: float = COMPASS_STEP_PX  # with motion="compass": px per frame per axis
+    digits: int = 2  # digits per training clip: 2, or 1 for a layer stage (see LAYERS)
     # A learned correction to each caption word's frozen embedding (CogVideo.word_emb): the
     # video captions' motion words are words CogView never saw.
     word_embeddings: bool = False
@@ -301,7 +309,7 @@ class CogVideoConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if not isinstance(self.window, int) or self.window < 1:
             raise ValueError(f"window must be a positive int, got {self.window!r}")
-        clip_config(self.motion, CLIP_FRAMES, self.compass_step_px)  # a bad motion fails here
+        clip_config(self.motion, CLIP_FRAMES, self.compass_step_px, self.digits)  # fails if bad
         if self.pointer not in POINTERS:
             raise ValueError(f"pointer must be one of {POINTERS}, got {self.pointer!r}")
         if self.pointer != "none" and self.stage != "keyframes":
@@ -317,7 +325,7 @@ class CogVideoConfig:
     @property
     def clips(self) -> MovingMNISTConfig:
         """The generator of the stage's training (and evaluation) clips."""
-        return clip_config(self.motion, CLIP_FRAMES, self.compass_step_px)
+        return clip_config(self.motion, CLIP_FRAMES, self.compass_step_px, self.digits)
 
     @property
     def base(self) -> CogViewConfig:

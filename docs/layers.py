@@ -1,0 +1,190 @@
+"""CogVideo-mini in layers: one clip per digit, composed in pixels (round six), measured.
+
+Round five (`docs/move_search.py chain`) found the key frames' representation to be the first
+limit on directions: given every digit's *true* move, one-cell shifts of code blobs read 22% of
+the prompts' first directions, against 53% for the real key frames, because two digits that
+touch or cross share codes. Moving MNIST draws each digit on its own and keeps the brighter
+pixel; `minivideo.models.cogvideo.layers` generates the same way. Both stages are trained on
+clips of one digit (`CogVideoConfig.digits = 1`; the slow compass clips of rounds three to five,
+one cell per key frame), each clause of a prompt is drawn as a clip of its own, and the clip is
+the pixel-wise maximum of its layers.
+
+The stages (one core each, side by side):
+
+    python docs/temporal_levers.py train layer-copyt --minutes 50 --keep-every 1000 \\
+        --out runs/s31/layer-copyt.pt
+    python docs/temporal_levers.py train layer --stage interp --minutes 50 \\
+        --out runs/s31/layer-interp.pt
+
+``ceiling``: what the layered representation allows, on the real test clips whose captions are
+the prompts: each digit rendered alone on the same path, encoded, its key frames held or filled
+in by the layer interpolation stage, the layers composed; beside the real clips and their codes:
+
+    python docs/layers.py ceiling runs/s31/layer-interp.pt --prompts 32 \\
+        --out docs/figures/layers_ceiling.json
+
+``judge``: whole clips from prompts of test clips (or held-out prompts), key frames drawn or by
+move search over the one blob of each layer, at several guidance weights:
+
+    python docs/layers.py judge runs/s31/layer-copyt.pt --interp runs/s31/layer-interp.pt \\
+        --prompts 32 --guidance 1 2 3 --out docs/figures/layers_judge.json
+    python docs/layers.py judge runs/s31/layer-copyt.pt --interp runs/s31/layer-interp.pt \\
+        --prompts 32 --guidance 3 --held-out --out docs/figures/layers_judge_held_out.json
+
+``figure``: layered clips of held-out prompts, every second frame, one row per prompt:
+
+    python docs/layers.py figure runs/s31/layer-copyt.pt --interp runs/s31/layer-interp.pt \\
+        --prompts 4 --out docs/figures/layers_held_out.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from temporal_levers import load, write_rows  # noqa: E402
+
+from minivideo.checkpoints import load_checkpoint  # noqa: E402
+from minivideo.data.mnist import load_digits  # noqa: E402
+from minivideo.data.moving_mnist import generate_clips, render  # noqa: E402
+from minivideo.metrics.captions import caption_accuracy  # noqa: E402
+from minivideo.metrics.cogvideo_quality import (  # noqa: E402
+    TEST_SEED,
+    _clip_caption,
+    evaluate_text_to_video,
+    prompt_clips,
+)
+from minivideo.models.cogvideo import (  # noqa: E402
+    KEYFRAME_STRIDE,
+    encode_prompt,
+    held_out_prompts,
+    interpolate,
+    layered_text_to_video,
+    tokenizer_of,
+)
+from minivideo.pretrained import pretrained  # noqa: E402
+from minivideo.utils import to_uint8  # noqa: E402
+from minivideo.viz import save_frame_strip  # noqa: E402
+
+
+def _rounded(figures: dict) -> dict:
+    return {k: round(v, 4) for k, v in figures.items()}
+
+
+def real_layers(stage, num_prompts: int):
+    """The prompts' real test clips (`prompt_clips`, regenerated from the same seed) and each
+    digit rendered alone on its own path: uint8 (n, 2, T, H, W), with the clips' captions."""
+    clips = prompt_clips(stage, num_prompts)
+    config = replace(stage.config.clips, num_digits=2)
+    rng = np.random.default_rng([TEST_SEED, 1, 9])  # encode_clips' stream of test clips
+    images, _ = load_digits("test")
+    batch = generate_clips(num_prompts, load_digits("test"), config, rng)  # one batch (≤ 64)
+    if not np.array_equal(batch.digits, clips.digits):
+        raise RuntimeError("the regenerated clips are not the prompts' clips")
+    positions = batch.trajectories.positions_int
+    layers = np.stack([render(images[batch.digit_ids[:, k : k + 1]], positions[:, :, k : k + 1])
+                       for k in range(2)], 1)
+    return batch.videos, layers, [_clip_caption(clips, i) for i in range(num_prompts)]
+
+
+def ceiling(interp_path: Path, num_prompts: int, guidance: float) -> dict:
+    """The judge on real clips, on their layers composed, and on the layers' real key frames
+    held for four frames or filled in by the layer interpolation stage, then composed."""
+    middles = load(load_checkpoint(interp_path))
+    judge, tokenizer = pretrained("judge"), tokenizer_of(middles)
+    video, layers, captions = real_layers(middles, num_prompts)
+    n, k, t = layers.shape[:3]
+    flat = torch.from_numpy(layers.reshape(n * k, t, *layers.shape[3:]))
+    with torch.no_grad():
+        codes = tokenizer.encode(flat)
+    keys = codes[:, ::KEYFRAME_STRIDE].long()
+    clauses = [clause for caption in captions for clause in caption.split(" and ")]
+    ids = torch.stack([encode_prompt(c) for c in clauses])
+
+    def read(layer_codes: torch.Tensor) -> dict:
+        with torch.no_grad():
+            pixels = tokenizer.decode(layer_codes).reshape(n, k, t, *layers.shape[3:])
+        composed = torch.from_numpy(to_uint8(pixels.amax(1)))
+        return _rounded(caption_accuracy(judge, composed, captions))
+
+    held = keys.repeat_interleave(KEYFRAME_STRIDE, 1)[:, :t]
+    return {"interp": str(interp_path), "prompts": num_prompts, "guidance": guidance,
+            "real_clips": _rounded(caption_accuracy(judge, torch.from_numpy(video), captions)),
+            "real_layers_composed": _rounded(caption_accuracy(
+                judge, torch.from_numpy(layers.max(1)), captions)),
+            "layer_codes_composed": read(codes.long()),
+            "layer_keyframes_held": read(held),
+            "layer_keyframes_interpolated": read(interpolate(middles, ids, keys,
+                                                             guidance=guidance, seed=0))}
+
+
+def judged(path: Path, interp: Path, num_prompts: int, guidance: float,
+           held_out: bool) -> dict:
+    """Whole layered clips read by the judge, key frames drawn and by move search."""
+    keys, middles = load(load_checkpoint(path)), load(load_checkpoint(interp))
+    row = {"checkpoint": str(path), "interp": str(interp), "guidance": guidance}
+    for search in (False, True):
+        figures = evaluate_text_to_video(keys, middles, pretrained("judge"), num_prompts,
+                                         guidance=guidance, held_out=held_out, search=search)
+        row["searched" if search else "drawn"] = figures
+        print(f"guidance {guidance:g}, {'searched' if search else 'drawn'}: {figures}",
+              flush=True)
+    return row
+
+
+def figure(path: Path, interp: Path, num_prompts: int, guidance: float, out: Path) -> dict:
+    """Layered clips of held-out prompts (every second frame), drawn and searched."""
+    keys, middles = load(load_checkpoint(path)), load(load_checkpoint(interp))
+    prompts = held_out_prompts(num_prompts)
+    rows, titles = [], []
+    for search in (False, True):
+        clips = layered_text_to_video(keys, middles, prompts, guidance=guidance, seed=0,
+                                      search=search)
+        rows.append(to_uint8(clips[:, ::2]))
+        titles += [f"{'searched' if search else 'drawn'}: {p}" for p in prompts]
+    frames = np.concatenate(rows)
+    save_frame_strip(frames, out, titles=titles)
+    return {"prompts": prompts, "guidance": guidance, "png": str(out)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    top = commands.add_parser("ceiling", help="the layered representation's ceiling")
+    top.add_argument("interp", type=Path)
+    top.add_argument("--guidance", type=float, default=3.0)
+    for command in (commands.add_parser("judge", help="whole layered clips, judged"),
+                    commands.add_parser("figure", help="layered clips of held-out prompts")):
+        command.add_argument("checkpoint", type=Path)
+        command.add_argument("--interp", type=Path, required=True)
+    commands.choices["judge"].add_argument("--guidance", type=float, nargs="+", default=[3.0])
+    commands.choices["judge"].add_argument("--held-out", action="store_true")
+    commands.choices["figure"].add_argument("--guidance", type=float, default=3.0)
+    for command in commands.choices.values():
+        command.add_argument("--prompts", type=int, default=32)
+        command.add_argument("--threads", type=int, default=1)
+        command.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if not 1 <= args.prompts <= 64:
+        parser.error(f"--prompts must be in [1, 64], got {args.prompts}")
+    torch.set_num_threads(args.threads)
+    if args.command == "ceiling":
+        rows = [ceiling(args.interp, args.prompts, args.guidance)]
+    elif args.command == "judge":
+        rows = [judged(args.checkpoint, args.interp, args.prompts, g, args.held_out)
+                for g in args.guidance]
+    else:
+        rows = [figure(args.checkpoint, args.interp, args.prompts, args.guidance, args.out)]
+        args.out = args.out.with_suffix(".json")
+    write_rows("layers.py", argv, rows, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
