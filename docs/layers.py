@@ -23,13 +23,32 @@ in by the layer interpolation stage, the layers composed; beside the real clips 
     python docs/layers.py ceiling runs/s31/layer-interp.pt --prompts 32 \\
         --out docs/figures/layers_ceiling.json
 
+``instrument``: what the judge reads of real clips of each motion (the paper's, compass at 4 and
+2 px per frame): the ceiling of every caption figure on those clips, on more clips than prompts:
+
+    python docs/layers.py instrument --clips 256 --out docs/figures/layers_instrument.json
+
 ``judge``: whole clips from prompts of test clips (or held-out prompts), key frames drawn or by
 move search over the one blob of each layer, at several guidance weights:
 
     python docs/layers.py judge runs/s31/layer-copyt.pt --interp runs/s31/layer-interp.pt \\
+        --prompts 32 --guidance 3 --move-temperature 1 0.3 0.1 \\
+        --out docs/figures/layers_move_temperature.json
+    python docs/layers.py judge runs/s31/layer-copyt.pt --interp runs/s31/layer-interp.pt \\
         --prompts 32 --guidance 1 2 3 --out docs/figures/layers_judge.json
     python docs/layers.py judge runs/s31/layer-copyt.pt --interp runs/s31/layer-interp.pt \\
-        --prompts 32 --guidance 3 --held-out --out docs/figures/layers_judge_held_out.json
+        --prompts 32 --guidance 1 2 3 --held-out --out docs/figures/layers_judge_held_out.json
+
+The move temperature (how sharply move search picks each move) is chosen on test prompts only
+(`LAYER_MOVE_TEMPERATURE`); the held-out prompts are measured once, with that choice.
+
+``start``: where a layer's first key frame puts its digit. A clause with one direction and no
+bounce ("digit 3 moves up") names a digit that must start on the far side of the canvas (it
+travels 32 px); the share of first key frames whose ink lies in the half the direction points
+*to*, drawn by the stage, against real clips of one digit whose caption has one direction:
+
+    python docs/layers.py start runs/s31/layer-copyt.pt --prompts 64 \\
+        --out docs/figures/layers_start.json
 
 ``figure``: layered clips of held-out prompts, every second frame, one row per prompt:
 
@@ -59,13 +78,19 @@ from minivideo.metrics.cogvideo_quality import (  # noqa: E402
     _clip_caption,
     evaluate_text_to_video,
     prompt_clips,
+    test_clips,
 )
 from minivideo.models.cogvideo import (  # noqa: E402
     KEYFRAME_STRIDE,
+    LAYER_GUIDANCE,
+    LAYER_MOVE_TEMPERATURE,
+    clip_config,
     encode_prompt,
     held_out_prompts,
     interpolate,
     layered_text_to_video,
+    motion_caption,
+    sample_keyframes,
     tokenizer_of,
 )
 from minivideo.pretrained import pretrained  # noqa: E402
@@ -124,18 +149,68 @@ def ceiling(interp_path: Path, num_prompts: int, guidance: float) -> dict:
                                                              guidance=guidance, seed=0))}
 
 
-def judged(path: Path, interp: Path, num_prompts: int, guidance: float,
-           held_out: bool) -> dict:
-    """Whole layered clips read by the judge, key frames drawn and by move search."""
+def instrument(num_clips: int) -> list[dict]:
+    """The judge's caption accuracy on real clips of test digits, for each clip motion."""
+    judge, rows = pretrained("judge"), []
+    for motion, step in (("any", None), ("compass", 4), ("compass", 2)):
+        config = clip_config(motion) if step is None else clip_config(motion, step_px=step)
+        batch = generate_clips(num_clips, load_digits("test"), config, np.random.default_rng(5))
+        captions = [motion_caption(batch.digits[i], batch.trajectories.directions[i][:-1])
+                    for i in range(num_clips)]
+        rows.append({"clip_motion": motion, "compass_step_px": step, "clips": num_clips,
+                     **_rounded(caption_accuracy(judge, torch.from_numpy(batch.videos),
+                                                 captions))})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def judged(path: Path, interp: Path, num_prompts: int, guidance: float, held_out: bool,
+           move_temperatures: list[float]) -> dict:
+    """Whole layered clips read by the judge: key frames drawn, and by move search at each
+    move temperature."""
     keys, middles = load(load_checkpoint(path)), load(load_checkpoint(interp))
     row = {"checkpoint": str(path), "interp": str(interp), "guidance": guidance}
-    for search in (False, True):
+    for name, search, move in [("drawn", False, 1.0)] + [
+            (f"searched_move_temperature_{t:g}", True, t) for t in move_temperatures]:
         figures = evaluate_text_to_video(keys, middles, pretrained("judge"), num_prompts,
-                                         guidance=guidance, held_out=held_out, search=search)
-        row["searched" if search else "drawn"] = figures
-        print(f"guidance {guidance:g}, {'searched' if search else 'drawn'}: {figures}",
-              flush=True)
+                                         guidance=guidance, held_out=held_out, search=search,
+                                         move_temperature=move)
+        row[name] = figures
+        print(f"guidance {guidance:g}, {name}: {figures}", flush=True)
     return row
+
+
+AXIS_WORDS = {"up": (0, -1), "down": (0, 1), "left": (1, -1), "right": (1, 1)}
+
+
+def _toward(frames: torch.Tensor, words: list[str]) -> float:
+    """Share of frames (n, H, W) whose ink centre lies in the half its word points to."""
+    hits = []
+    for frame, word in zip(frames.float(), words, strict=True):
+        axis, sign = AXIS_WORDS[word]
+        profile = frame.sum(1 - axis)  # ink along rows (axis 0) or columns (axis 1)
+        centre = float((profile * torch.arange(len(profile))).sum() / profile.sum().clamp(min=1))
+        hits.append((centre - (len(profile) - 1) / 2) * sign > 0)
+    return float(np.mean(hits))
+
+
+def start(path: Path, num_prompts: int, guidance: float) -> dict:
+    """Where first key frames put a digit told to move along one axis: drawn vs real."""
+    keys = load(load_checkpoint(path))
+    tokenizer = tokenizer_of(keys)
+    real = test_clips(keys, 512)  # clips of one digit, as the stage trained on
+    rows = [i for i in range(len(real)) if len(set(real.directions[i, :-1, 0].tolist())) == 1
+            and motion_caption(real.digits[i], real.directions[i, :-1]).split()[-1]
+            in AXIS_WORDS][:num_prompts]
+    captions = [motion_caption(real.digits[i], real.directions[i, :-1]) for i in rows]
+    words = [c.split()[-1] for c in captions]
+    ids = torch.stack([encode_prompt(c) for c in captions])
+    with torch.no_grad():
+        drawn = tokenizer.decode(sample_keyframes(keys, ids, guidance=guidance, seed=0)[:, :1])
+        truth = tokenizer.decode(real.codes[rows, :1].long())
+    return {"checkpoint": str(path), "clauses": len(rows), "guidance": guidance,
+            "drawn_first_keyframe_toward_direction": round(_toward(drawn[:, 0], words), 4),
+            "real_first_frame_toward_direction": round(_toward(truth[:, 0], words), 4)}
 
 
 def figure(path: Path, interp: Path, num_prompts: int, guidance: float, out: Path) -> dict:
@@ -156,6 +231,9 @@ def figure(path: Path, interp: Path, num_prompts: int, guidance: float, out: Pat
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    real = commands.add_parser("instrument", help="the judge on real clips of each motion")
+    real.add_argument("--clips", type=int, default=256)
+    real.add_argument("--out", type=Path, required=True)
     top = commands.add_parser("ceiling", help="the layered representation's ceiling")
     top.add_argument("interp", type=Path)
     top.add_argument("--guidance", type=float, default=3.0)
@@ -165,20 +243,32 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--interp", type=Path, required=True)
     commands.choices["judge"].add_argument("--guidance", type=float, nargs="+", default=[3.0])
     commands.choices["judge"].add_argument("--held-out", action="store_true")
-    commands.choices["figure"].add_argument("--guidance", type=float, default=3.0)
-    for command in commands.choices.values():
-        command.add_argument("--prompts", type=int, default=32)
+    commands.choices["judge"].add_argument("--move-temperature", type=float, nargs="+",
+                                           default=[LAYER_MOVE_TEMPERATURE])
+    commands.choices["figure"].add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
+    where = commands.add_parser("start", help="where first key frames put the digit")
+    where.add_argument("checkpoint", type=Path)
+    where.add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
+    for name, command in commands.choices.items():
         command.add_argument("--threads", type=int, default=1)
-        command.add_argument("--out", type=Path, required=True)
+        if name != "instrument":
+            command.add_argument("--prompts", type=int, default=32)
+            command.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if not 1 <= args.prompts <= 64:
+    if args.command != "instrument" and not 1 <= args.prompts <= 64:
         parser.error(f"--prompts must be in [1, 64], got {args.prompts}")
+    if args.command == "instrument" and args.clips < 1:
+        parser.error(f"--clips must be positive, got {args.clips}")
     torch.set_num_threads(args.threads)
-    if args.command == "ceiling":
+    if args.command == "instrument":
+        rows = instrument(args.clips)
+    elif args.command == "ceiling":
         rows = [ceiling(args.interp, args.prompts, args.guidance)]
+    elif args.command == "start":
+        rows = [start(args.checkpoint, args.prompts, args.guidance)]
     elif args.command == "judge":
-        rows = [judged(args.checkpoint, args.interp, args.prompts, g, args.held_out)
-                for g in args.guidance]
+        rows = [judged(args.checkpoint, args.interp, args.prompts, g, args.held_out,
+                       args.move_temperature) for g in args.guidance]
     else:
         rows = [figure(args.checkpoint, args.interp, args.prompts, args.guidance, args.out)]
         args.out = args.out.with_suffix(".json")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import repeat
 
 from minivideo.data.captions import captions_for
 from minivideo.data.mnist import load_digits
@@ -90,18 +89,20 @@ def main() -> None:
         "digits (row 3)": clips.digits.tolist(),
     }
 
-    keys, interp = pretrained("cogvideo-keyframes"), pretrained("cogvideo-interp")
-    captions = torch.stack([cogvideo.encode_prompt(p) for p in PROMPTS])
-    captions = repeat(captions, "p l -> (p n) l", n=2)
-    codes = cogvideo.text_to_video(keys, interp, captions, guidance=3.0, seed=args.seed)
-    texted = to_uint8(cogvideo.tokenizer_of(keys).decode(codes))
+    # the shipped text-to-video pair: the layer stages, each clause drawn as its own layer
+    keys, interp = pretrained("cogvideo-layer-keyframes"), pretrained("cogvideo-layer-interp")
+    prompts = [p for p in PROMPTS for _ in range(2)]
+    texted = to_uint8(cogvideo.layered_text_to_video(
+        keys, interp, prompts, guidance=cogvideo.LAYER_GUIDANCE, seed=args.seed, search=True))
     rows = [real, predicted, texted[:, :16]]
     save_video(grid(rows), args.out / "samples.gif", fps=8, scale=2)
     record["samples.gif"] = {
         "rows": ["real (test digits)",
                  f"videogpt: first {k} frames given, the rest sampled",
-                 "cogvideo-keyframes + cogvideo-interp: text to video (first 16 of 17 frames)"],
-        "prompts (row 3, two samples each)": list(PROMPTS), "guidance": 3.0,
+                 "cogvideo-layer-keyframes + cogvideo-layer-interp: text to video in layers, "
+                 "key frames by move search (first 16 of 17 frames)"],
+        "prompts (row 3, two samples each)": list(PROMPTS),
+        "guidance": cogvideo.LAYER_GUIDANCE,
     }
     record["seconds"] = round(time.perf_counter() - start, 1)
     (args.out / "figures.json").write_text(json.dumps(record, indent=2) + "\n")

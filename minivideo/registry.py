@@ -69,18 +69,27 @@ MODELS: dict[str, Entry] = {
     "cogview": Entry("minivideo.models.cogvideo.recipe:COGVIEW",
                      "minivideo.metrics.cogvideo_quality:evaluate_cogview",
                      checkpoint="cogview", tokenizer="vqvae-frame-empty"),
+    # the paper's two-digit stages (lessons 08, 10; `sample cogvideo --checkpoint` loads them)
     "cogvideo-keyframes": Entry("minivideo.models.cogvideo.recipe:KEYFRAMES",
                                 "minivideo.metrics.cogvideo_quality:evaluate_keyframes",
-                                checkpoint="cogvideo-keyframes", tokenizer="vqvae-frame-empty",
-                                sampler="cogvideo"),
+                                checkpoint="cogvideo-keyframes", tokenizer="vqvae-frame-empty"),
     # ablation (lesson 08, issue 15): the key-frame stage with nothing pretrained (not shipped)
     "cogvideo-keyframes-scratch": Entry(
         "minivideo.models.cogvideo.recipe:KEYFRAMES_FROM_SCRATCH",
         "minivideo.metrics.cogvideo_quality:evaluate_keyframes", tokenizer="vqvae-frame-empty"),
     "cogvideo-interp": Entry("minivideo.models.cogvideo.recipe:INTERPOLATION",
                              "minivideo.metrics.cogvideo_quality:evaluate_interpolation",
-                             checkpoint="cogvideo-interp", tokenizer="vqvae-frame-empty",
-                             sampler="cogvideo"),
+                             checkpoint="cogvideo-interp", tokenizer="vqvae-frame-empty"),
+    # round six (issue 15): the stages of layered text → video, trained on clips of one digit;
+    # `sample cogvideo` and `demo` draw with these by default
+    "cogvideo-layer-keyframes": Entry("minivideo.models.cogvideo.recipe:LAYER_KEYFRAMES",
+                                      "minivideo.metrics.cogvideo_quality:evaluate_keyframes",
+                                      checkpoint="cogvideo-layer-keyframes",
+                                      tokenizer="vqvae-frame-empty", sampler="cogvideo"),
+    "cogvideo-layer-interp": Entry("minivideo.models.cogvideo.recipe:LAYER_INTERPOLATION",
+                                   "minivideo.metrics.cogvideo_quality:evaluate_interpolation",
+                                   checkpoint="cogvideo-layer-interp",
+                                   tokenizer="vqvae-frame-empty", sampler="cogvideo"),
 }
 
 # `python -m minivideo sample NAME`: the shipped checkpoints it loads by default, in order.

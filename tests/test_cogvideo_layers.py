@@ -1,9 +1,11 @@
 """Layered text → video: stages trained on clips of one digit draw each clause as its own layer,
 and a prompt's layers are composed in pixels by their maximum."""
 
+import numpy as np
 import pytest
 import torch
 
+from minivideo.checkpoints import build_model_from_checkpoint
 from minivideo.data.captions import CaptionTokenizer
 from minivideo.metrics import cogvideo_quality
 from minivideo.metrics.cogvideo_quality import evaluate_text_to_video, prompt_clips
@@ -19,6 +21,7 @@ from minivideo.models.cogvideo import (
 )
 from minivideo.models.cogvideo.recipe import FreshWindows
 from minivideo.models.cogvideo.search import search_keyframes, search_text_to_video
+from minivideo.utils import to_uint8
 
 pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
@@ -122,3 +125,37 @@ def test_a_layer_stage_is_judged_on_prompts_of_two_digits(layer_stages):
     with pytest.raises(ValueError, match="draw layers and cannot continue them"):
         evaluate_text_to_video(keys, interp, judge, num_prompts=2,
                                given=torch.zeros(2, 1, 8, 8, dtype=torch.long))
+
+
+def test_the_layer_targets_and_the_sample_command(tmp_path, capsys):
+    from minivideo.__main__ import main as cli_main
+    from minivideo.checkpoints import save_checkpoint
+    from minivideo.models.cogvideo.recipe import KEYFRAMES, LAYER_INTERPOLATION, LAYER_KEYFRAMES
+
+    for name, target in (("keyframes", LAYER_KEYFRAMES), ("interp", LAYER_INTERPOLATION)):
+        torch.manual_seed(0)
+        model = target.build_model("tiny")
+        assert model.config.digits == 1 and model.config.motion == "compass"
+        save_checkpoint(tmp_path / f"cogvideo-{name}.pt", model=model)
+    assert LAYER_KEYFRAMES.build_dataset("tiny", 0).stage_config.clips.num_digits == 1
+    out = tmp_path / "t2v.npz"
+    argv = ["sample", "cogvideo", "--prompt", PROMPTS[0], "--num", "2", "--checkpoint",
+            str(tmp_path), "--out", str(out), "--no-progress"]
+    assert cli_main(argv) == 0  # layer stages: each clause a layer, key frames searched
+    with np.load(out) as saved:
+        videos = saved["videos"]
+        assert videos.shape == (2, 17, 64, 64) and videos.dtype == np.uint8
+    keys, interp = (build_model_from_checkpoint(tmp_path / f"cogvideo-{n}.pt").eval()
+                    for n in ("keyframes", "interp"))
+    expected = layered_text_to_video(keys, interp, [PROMPTS[0]] * 2, guidance=2.0, seed=0,
+                                     search=True)
+    assert np.array_equal(videos, to_uint8(expected))  # the defaults: guidance 2, searched
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "two.pt", model=KEYFRAMES.build_model("tiny"))
+    mixed = f"{tmp_path}/two.pt,{tmp_path}/cogvideo-interp.pt"
+    with_mixed = [mixed if a == str(tmp_path) else a for a in argv]
+    for bad, message in ((with_mixed, "both be layer stages"),
+                         ([*argv, "--top-k", "4"], "apply to key frames drawn")):
+        with pytest.raises(SystemExit) as err:  # a one-line user error, not a traceback
+            cli_main(bad)
+        assert err.value.code == 2 and message in capsys.readouterr().err

@@ -39,7 +39,7 @@ def test_the_commands_read_the_table():
     assert train.resolve_target("vqvae-frame") is registry.resolve(
         registry.MODELS["vqvae-frame"].target)
     assert set(sample.SAMPLE) == set(registry.SAMPLERS) == {"image-prior", "videogpt", "cogvideo"}
-    assert registry.SAMPLERS["cogvideo"] == ("cogvideo-keyframes", "cogvideo-interp")
+    assert registry.SAMPLERS["cogvideo"] == ("cogvideo-layer-keyframes", "cogvideo-layer-interp")
     assert registry.SAMPLERS["videogpt"] == ("videogpt",)
     with pytest.raises(ValueError, match="unknown model 'nope'; known: vqvae-frame"):
         registry.entry("nope")

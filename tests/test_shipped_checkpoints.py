@@ -160,7 +160,7 @@ def test_the_shipped_prior_models_its_tokenizer_and_its_figures_reproduce(monkey
 
 
 # --------------------------------------------------------------------------- CogVideo stages
-@pytest.mark.parametrize("name", ["cogview", "cogvideo-keyframes"])
+@pytest.mark.parametrize("name", ["cogview", "cogvideo-keyframes", "cogvideo-layer-keyframes"])
 def test_the_shipped_cogvideo_stages_reproduce_their_figures(name, monkeypatch):
     """8 of the manifest's 64 test clips: held-out bits per code near the manifest's figure, with
     the caption helping; an untrained or replaced file lands far off (uniform is 9 bits)."""
@@ -177,3 +177,5 @@ def test_the_shipped_cogvideo_stages_reproduce_their_figures(name, monkeypatch):
     assert abs(figures["test_bits_per_code"] - metrics["test_bits_per_code"]) < 0.4, figures
     assert figures["test_bits_per_code"] < figures["test_bits_per_code_no_caption"]
     assert metrics["test_bits_per_code"] < metrics["uniform_bits_per_code"] - 2
+    if name == "cogvideo-layer-keyframes":  # its layers move as told: the directions pay
+        assert figures["direction_bits_saved_per_code"] > 0.1, figures

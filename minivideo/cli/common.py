@@ -138,3 +138,16 @@ def load_model(checkpoint: str | None, default: str, kind: type[nn.Module],
         raise UsageError(f"--checkpoint {path} is not a {what} checkpoint (it holds a "
                          f"{type(model).__name__})")
     return model, path
+
+
+def cogvideo_stages(spec: str | None) -> tuple[Path, Path]:
+    """--checkpoint for cogvideo: 'K.pt,I.pt', or a folder holding both (default: shipped)."""
+    if spec is None:
+        return tuple(pretrained_path(name) for name in registry.SAMPLERS["cogvideo"])
+    parts = spec.split(",")
+    if len(parts) == 1 and Path(spec).is_dir():
+        parts = [str(Path(spec) / f"cogvideo-{s}.pt") for s in ("keyframes", "interp")]
+    if len(parts) != 2 or not all(p.endswith(".pt") for p in parts):
+        raise UsageError("--checkpoint for cogvideo must be KEYFRAMES.pt,INTERP.pt or a folder "
+                         f"holding cogvideo-keyframes.pt and cogvideo-interp.pt; got {spec!r}")
+    return Path(parts[0]), Path(parts[1])

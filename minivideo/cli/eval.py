@@ -36,7 +36,14 @@ import numpy as np
 import torch
 
 from minivideo.checkpoints import build_model_from_checkpoint
-from minivideo.cli.common import UsageError, add_threads_option, positive_int, user_input
+from minivideo.cli.common import (
+    UsageError,
+    add_threads_option,
+    cogvideo_stages,
+    load_model,
+    positive_int,
+    user_input,
+)
 from minivideo.data.video_files import load_video_file, read_npz
 from minivideo.metrics import cogvideo_quality, reconstruction, videogpt_quality
 from minivideo.metrics.captions import caption_accuracy
@@ -44,6 +51,7 @@ from minivideo.metrics.frechet import frechet_distance
 from minivideo.metrics.judge import MIN_FRAMES, Judge, judge_features
 from minivideo.metrics.prediction import prediction_error, split_context
 from minivideo.metrics.reference import DEGRADATIONS, degrade
+from minivideo.models import cogvideo
 from minivideo.models.videogpt import VideoGPT
 from minivideo.pretrained import pretrained
 
@@ -74,13 +82,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cogvideo = kinds.add_parser("cogvideo", help="caption accuracy of the shipped CogVideo")
     cogvideo.add_argument("--num", "--prompts", dest="num", type=positive_int, default=32,
                           help="prompts of test clips (default 32)")
-    cogvideo.add_argument("--guidance", type=float, default=3.0,
-                          help="classifier-free guidance weight (default 3)")
+    cogvideo.add_argument("--guidance", type=float, default=None,
+                          help="classifier-free guidance weight (default: 2 for the layer "
+                               "stages, 3 for the two-digit ones, as `sample cogvideo`)")
     cogvideo.add_argument("--temperature", type=float, default=1.0,
                           help="sampling temperature of every stage (default 1: plain sampling)")
     cogvideo.add_argument("--held-out", action="store_true",
                           help="prompts made only of (digit, direction) pairs the stages never "
                                "trained on (needs stages trained with them held out)")
+    cogvideo.add_argument("--keyframes", choices=("auto", "drawn", "searched"), default="auto",
+                          help="key frames drawn code by code or by move search; auto: "
+                               "searched for layer stages (the default pair), else drawn")
+    cogvideo.add_argument("--checkpoint", default=None,
+                          help="KEYFRAMES.pt,INTERP.pt (default: the shipped layer stages; "
+                               "checkpoints/cogvideo-keyframes.pt,checkpoints/cogvideo-interp.pt "
+                               "for the two-digit ones)")
     cogvideo.set_defaults(evaluate=run_cogvideo)
     for sub in (tokenizer, videogpt, cogvideo):
         sub.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -246,18 +262,30 @@ def run_videogpt(args: argparse.Namespace) -> int:
 
 def run_cogvideo(args: argparse.Namespace) -> int:
     """Caption accuracy of the shipped text-to-video pipeline, and of CogView's frames."""
-    if args.guidance < 0:
+    if args.guidance is not None and args.guidance < 0:
         raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
     if not args.temperature > 0:
         raise UsageError(f"--temperature must be > 0, got {args.temperature}")
     judge = pretrained("judge")
+    keys, interp = (load_model(str(path), "", cogvideo.CogVideo, f"CogVideo {stage}-stage")[0]
+                    for path, stage in zip(cogvideo_stages(args.checkpoint), cogvideo.STAGES,
+                                           strict=True))
+    for model, stage in ((keys, "keyframes"), (interp, "interp")):
+        try:
+            cogvideo.check_stage(model, stage)
+        except TypeError as err:  # the other stage's file, or another model
+            raise UsageError(f"--checkpoint: {err}") from err
+    layered = keys.config.digits == 1
+    search = args.keyframes == "searched" or (args.keyframes == "auto" and layered)
+    default = cogvideo.LAYER_GUIDANCE if layered else 3.0  # as `sample cogvideo`
+    guidance = default if args.guidance is None else args.guidance
     with user_input("--held-out"):
         figures = cogvideo_quality.evaluate_text_to_video(
-            pretrained("cogvideo-keyframes"), pretrained("cogvideo-interp"), judge,
-            num_prompts=args.num, guidance=args.guidance, seed=args.seed,
-            held_out=args.held_out, temperature=args.temperature)
+            keys, interp, judge, num_prompts=args.num, guidance=guidance, seed=args.seed,
+            held_out=args.held_out, temperature=args.temperature, search=search,
+            move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE if layered else 1.0)
     figures.update(cogvideo_quality.evaluate_cogview_frames(
-        pretrained("cogview"), judge, num_frames=2 * args.num, guidance=args.guidance,
+        pretrained("cogview"), judge, num_frames=2 * args.num, guidance=guidance,
         seed=args.seed, temperature=args.temperature))
     _print_figures(figures)
     return 0

@@ -27,6 +27,7 @@ from minivideo.cli.common import (
     UsageError,
     add_threads_option,
     checked_out_path,
+    cogvideo_stages,
     load_model,
     load_videogpt,
     user_input,
@@ -34,7 +35,8 @@ from minivideo.cli.common import (
 )
 from minivideo.data.video_files import load_video_file
 from minivideo.models import cogvideo, image_prior, videogpt
-from minivideo.pretrained import check_tokenizer_pairing, pretrained_path, prior_tokenizer
+from minivideo.models.cogvideo.search import search_text_to_video
+from minivideo.pretrained import check_tokenizer_pairing, prior_tokenizer
 from minivideo.utils import pick_device, to_uint8
 
 CONDITIONS = videogpt.CONDITIONS
@@ -56,8 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videogpt --cond frames: CONTEXT.npz with 'videos' (N, T, 64, 64)")
     parser.add_argument("--prompt", default=None, help="cogvideo: a caption")
     parser.add_argument("--guidance", type=float, default=None,
-                        help="classifier-free guidance weight: cogvideo; videogpt --cond class "
-                             "(default 3, the best of docs/videogpt_sweep.py; 1 = none)")
+                        help="classifier-free guidance weight: cogvideo (default 2 for the "
+                             "layer stages, 3 for the two-digit ones; docs/layers.py); videogpt "
+                             "--cond class (default 3, the best of docs/videogpt_sweep.py); "
+                             "1 = none")
+    parser.add_argument("--keyframes", choices=("auto", "drawn", "searched"), default="auto",
+                        help="cogvideo: key frames drawn code by code, or by move search (each "
+                             "digit moved whole); auto: searched for layer stages, else drawn")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
@@ -147,19 +154,6 @@ def sample_image_prior(args: argparse.Namespace, device: torch.device) -> dict[s
     return {"videos": videos}
 
 
-def cogvideo_stages(spec: str | None) -> tuple[Path, Path]:
-    """--checkpoint for cogvideo: 'K.pt,I.pt', or a folder holding both (default: shipped)."""
-    if spec is None:
-        return tuple(pretrained_path(name) for name in registry.SAMPLERS["cogvideo"])
-    parts = spec.split(",")
-    if len(parts) == 1 and Path(spec).is_dir():
-        parts = [str(Path(spec) / f"cogvideo-{s}.pt") for s in cogvideo.STAGES]
-    if len(parts) != 2 or not all(p.endswith(".pt") for p in parts):
-        raise UsageError("--checkpoint for cogvideo must be KEYFRAMES.pt,INTERP.pt or a folder "
-                         f"holding cogvideo-keyframes.pt and cogvideo-interp.pt; got {spec!r}")
-    return Path(parts[0]), Path(parts[1])
-
-
 def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str, np.ndarray]:
     """`sample cogvideo --prompt ...`: {'videos': uint8 (N, 17, 64, 64), 'captions'}."""
     if args.prompt is None:
@@ -167,8 +161,6 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
                          "--prompt 'digit 3 moves left and digit 7 moves down'")
     with user_input("--prompt"):
         caption = cogvideo.encode_prompt(args.prompt)
-    with user_input("--guidance"):
-        guidance = cogvideo.check_guidance(3.0 if args.guidance is None else args.guidance)
     paths = cogvideo_stages(args.checkpoint)
     stages = []
     for path, stage in zip(paths, cogvideo.STAGES, strict=True):
@@ -179,6 +171,17 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
             raise UsageError(f"--checkpoint {path}: {err}") from err
         stages.append(model.to(device))
     keys, interp = stages
+    layered = keys.config.digits == 1
+    if (interp.config.digits == 1) != layered:
+        raise UsageError("--checkpoint: the two stages must both be layer stages (trained on "
+                         "clips of one digit) or neither")
+    search = args.keyframes == "searched" or (args.keyframes == "auto" and layered)
+    default = cogvideo.LAYER_GUIDANCE if layered else 3.0  # each pair's measured best
+    with user_input("--guidance"):
+        guidance = cogvideo.check_guidance(default if args.guidance is None else args.guidance)
+    if search and (args.top_k is not None or args.top_p is not None):
+        raise UsageError("--top-k and --top-p apply to key frames drawn code by code; add "
+                         "--keyframes drawn, or leave them out")
     name = keys.config.base.tokenizer
     with user_input("tokenizer"):
         check_tokenizer_pairing(paths[0], name)
@@ -186,9 +189,21 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
     parts = []
     for start in range(0, args.num, args.batch_size):
         n = min(args.batch_size, args.num - start)
-        codes = cogvideo.text_to_video(keys, interp, repeat(caption, "l -> n l", n=n),
-                                       guidance=guidance, seed=args.seed + start,
-                                       **sampling_options(args))
+        seed = args.seed + start
+        if layered:  # each clause a layer of its own, composed in pixels
+            video = cogvideo.layered_text_to_video(
+                keys, interp, [args.prompt] * n, guidance=guidance, seed=seed,
+                temperature=args.temperature, search=search,
+                move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE)
+            parts.append(to_uint8(video))
+            continue
+        captions = repeat(caption, "l -> n l", n=n)
+        if search:
+            codes = search_text_to_video(keys, interp, captions, guidance=guidance, seed=seed,
+                                         temperature=args.temperature)
+        else:
+            codes = cogvideo.text_to_video(keys, interp, captions, guidance=guidance, seed=seed,
+                                           **sampling_options(args))
         with torch.no_grad():
             parts.append(to_uint8(tokenizer.decode(codes)))
     return {"videos": np.concatenate(parts), "captions": np.array([args.prompt] * args.num)}

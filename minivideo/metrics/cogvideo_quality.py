@@ -237,15 +237,16 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
                            batch_size: int = 16, held_out: bool = False,
                            temperature: float = 1.0,
                            given: torch.Tensor | None = None,
-                           search: bool = False) -> dict[str, float]:
+                           search: bool = False, move_temperature: float = 1.0,
+                           ) -> dict[str, float]:
     """The whole hierarchy on prompts of test clips (or, with held_out, on prompts made only of
     (digit, direction) pairs the stages never trained on): caption accuracy, seconds per clip.
 
     `given` (num_prompts, f, h, w): the first f key frames of each clip, given instead of drawn
     (`sample_keyframes`); the test clips' own frames are `test_clips(keyframes_model, n).codes`.
-    search=True: key frames by move search (`minivideo.models.cogvideo.search`).
-    Stages trained on clips of one digit draw each prompt's clauses as layers
-    (`layered_text_to_video`, with or without search).
+    search=True: key frames by move search (`minivideo.models.cogvideo.search`), each move drawn
+    with probability ∝ exp(score / move_temperature). Stages trained on clips of one digit draw
+    each prompt's clauses as layers (`layered_text_to_video`, with or without search).
     """
     layered = keyframes_model.config.digits == 1
     if layered and given is not None:
@@ -271,14 +272,19 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
             video = layered_text_to_video(keyframes_model, interp_model,
                                           captions[start : start + batch_size],
                                           guidance=guidance, seed=seed + start,
-                                          temperature=temperature, search=search)
+                                          temperature=temperature, search=search,
+                                          move_temperature=move_temperature)
             videos.append(torch.from_numpy(to_uint8(video)))
             continue
         ids = _ids(captions[start : start + batch_size])
-        codes = (search_text_to_video if search else text_to_video)(
-            keyframes_model, interp_model, ids, guidance=guidance, seed=seed + start,
-            temperature=temperature,
-            given=None if given is None else given[start : start + batch_size])
+        part = None if given is None else given[start : start + batch_size]
+        if search:
+            codes = search_text_to_video(keyframes_model, interp_model, ids, guidance=guidance,
+                                         seed=seed + start, temperature=temperature, given=part,
+                                         move_temperature=move_temperature)
+        else:
+            codes = text_to_video(keyframes_model, interp_model, ids, guidance=guidance,
+                                  seed=seed + start, temperature=temperature, given=part)
         videos.append(torch.from_numpy(to_uint8(tokenizer.decode(codes.cpu()))))
     seconds = (time.perf_counter() - began) / num_prompts
     accuracy = caption_accuracy(judge, torch.cat(videos), captions)
@@ -286,7 +292,8 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
     return {**{f"{prefix}caption_{key}": round(value, 4) for key, value in accuracy.items()},
             f"{prefix}seconds_per_clip": round(seconds, 3), f"{prefix}prompts": num_prompts,
             f"{prefix}guidance": guidance, f"{prefix}temperature": temperature,
-            **({f"{prefix}search": True} if search else {}),
+            **({f"{prefix}search": True, f"{prefix}move_temperature": move_temperature}
+               if search else {}),
             **({f"{prefix}layered": True} if layered else {})}
 
 
@@ -304,9 +311,10 @@ def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, f
             figures["test_bits_per_code_no_caption"])
     out["gate_mean_abs"] = round(float(model.alpha.detach().abs().mean()), 4)
     shipped = available_pretrained()
-    if model.config.base.tokenizer != UNTRAINED_TINY and {"cogvideo-keyframes", "judge"} <= set(
-            shipped):
-        keys = pretrained("cogvideo-keyframes")
+    # the key-frame stage of the same kind: layers (one digit a clip) or the paper's two digits
+    partner = "cogvideo-layer-keyframes" if model.config.digits == 1 else "cogvideo-keyframes"
+    if model.config.base.tokenizer != UNTRAINED_TINY and {partner, "judge"} <= set(shipped):
+        keys = pretrained(partner)
         device = next(model.parameters()).device
         out.update(evaluate_text_to_video(keys.to(device), model, pretrained("judge")))
     return out

@@ -74,7 +74,12 @@ from minivideo.models.cogvideo.generation import (
     text_to_video,
     tokenizer_of,
 )
-from minivideo.models.cogvideo.layers import layered_text_to_video, prompt_layers
+from minivideo.models.cogvideo.layers import (
+    LAYER_GUIDANCE,
+    LAYER_MOVE_TEMPERATURE,
+    layered_text_to_video,
+    prompt_layers,
+)
 from minivideo.models.cogvideo.layout import (
     CAPTION_DROPOUT,
     CLIP_FRAMES,
@@ -130,8 +135,9 @@ __all__ = [
     "cogview_sequence", "CogViewConfig", "draw_window", "DualCache", "encode_clips",
     "encode_prompt", "EncodedClips", "fill_middle", "frame_caption", "FRAME_STRIDES",
     "frame_tokens", "FrameCaptionDataset", "interpolate", "interpolate_once",
-    "KEYFRAME_STRIDE", "KEYFRAME_STRIDE_WEIGHTS", "LAYERS", "layered_text_to_video",
-    "load_tokenizer", "prompt_layers", "motion_caption",
+    "KEYFRAME_STRIDE", "KEYFRAME_STRIDE_WEIGHTS", "LAYER_GUIDANCE", "LAYER_MOVE_TEMPERATURE",
+    "LAYERS",
+    "layered_text_to_video", "load_tokenizer", "prompt_layers", "motion_caption",
     "NUM_KEYFRAMES", "PRESETS", "quadrant", "sample_images", "sample_keyframes",
     "check_guidance", "check_stage", "scored_from", "sequence_loss", "spatial_mask",
     "STAGE_STRIDES", "STAGES",

@@ -170,11 +170,12 @@ def _holding_out(model: CogVideo) -> CogVideo:
     return model
 
 
-def _build_stage(stage: str):
+def _build_stage(stage: str, options: dict | None = None):
+    """A stage's model builder: CogVideoConfig `options`, or (None) the module's CLIPS."""
     def build(preset: str) -> CogVideo:
         base_name = "untrained" if preset == "tiny" else "cogview"
         return _holding_out(CogVideo.from_cogview(_base(preset), stage, base_name=base_name,
-                                                  **CLIPS))
+                                                  **(CLIPS if options is None else options)))
 
     return build
 
@@ -188,11 +189,11 @@ def build_keyframes_from_scratch(preset: str) -> CogVideo:
     return _holding_out(model)
 
 
-def _windows(stage: str):
+def _windows(stage: str, options: dict | None = None):
     def build(preset: str, seed: int) -> FreshWindows:
         with torch.random.fork_rng():  # the base is only read for its config here
             config = CogVideoConfig(cogview=asdict(_base(preset).config), stage=stage,
-                                    **CLIPS)
+                                    **(CLIPS if options is None else options))
         return FreshWindows(config, seed=seed, caption_dropout=CAPTION_DROPOUT)
 
     return build
@@ -204,12 +205,13 @@ _FULL = dict(steps=100_000, lr=1e-3, warmup_steps=300, weight_decay=0.01)
 
 
 def _stage_target(stage: str, description: str, small: dict, held_out: str,
-                  build_model=None) -> Target:
-    """The train target of a CogVideo stage: the frozen shipped CogView, fresh windows."""
+                  build_model=None, options: dict | None = None) -> Target:
+    """The train target of a CogVideo stage: the frozen shipped CogView, fresh windows (of
+    clips made as CogVideoConfig `options` say; None: the module's CLIPS)."""
     return Target(
         description=description,
-        build_model=build_model or _build_stage(stage),
-        build_dataset=_windows(stage),
+        build_model=build_model or _build_stage(stage, options),
+        build_dataset=_windows(stage, options),
         loss_fn=fresh_loss,
         schedules={
             "tiny": dict(steps=30, batch_size=4, lr=3e-3, warmup_steps=5),
@@ -246,6 +248,24 @@ INTERPOLATION = _stage_target(
     "interp", "CogVideo stage 2: caption + two neighbours → the middle frame (stride 2 or 1)",
     dict(steps=540, batch_size=16), "middles at strides 2 and 1")
 
-__all__ = ["COGVIEW", "INTERPOLATION", "KEYFRAMES", "KEYFRAMES_FROM_SCRATCH", "FreshFrames",
+# Round six (issue 15): the stages of layered text → video (`layers.py`), trained on clips of
+# one digit. Those clips move 2 px a frame along the 8 compass words, so a key frame (stride 4)
+# moves the digit by one whole 8-px cell and its codes survive the move; the temporal channel
+# has a bias per cell offset, and per caption word and frame rate, both moving 10× faster
+# (`docs/temporal_levers.py`, rounds one and two); the key-frame stage copies through a
+# time-ordered pointer (round three). `docs/layers.py` measures them.
+LAYER_OPTIONS = dict(digits=1, motion="compass", compass_step_px=2, relative_bias=True,
+                     gate_scale=10.0, caption_offsets=True, bias_scale=10.0)
+LAYER_KEYFRAMES = _stage_target(
+    "keyframes", "CogVideo stage 1, one digit a clip: a clause → 5 key frames (stride 4), "
+    "dual-channel on CogView, with a time-ordered copy pointer", dict(steps=2400, batch_size=8),
+    "key frames at stride 4, clips of one digit", options={**LAYER_OPTIONS, "pointer": "timed"})
+LAYER_INTERPOLATION = _stage_target(
+    "interp", "CogVideo stage 2, one digit a clip: a clause + two neighbours → the middle frame",
+    dict(steps=2700, batch_size=16), "middles at strides 2 and 1, clips of one digit",
+    options=LAYER_OPTIONS)
+
+__all__ = ["COGVIEW", "INTERPOLATION", "KEYFRAMES", "KEYFRAMES_FROM_SCRATCH", "LAYER_INTERPOLATION",
+           "LAYER_KEYFRAMES", "LAYER_OPTIONS", "FreshFrames",
            "FreshWindows", "build_cogview", "build_keyframes_from_scratch", "fresh_loss",
            "fresh_sequences"]

@@ -264,11 +264,12 @@ def search_keyframes(model: CogVideo, captions: torch.Tensor, *, guidance: float
 def search_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo,
                          captions: torch.Tensor, *, guidance: float = 1.0, seed: int = 0,
                          temperature: float = 1.0, given: torch.Tensor | None = None,
-                         max_blobs: int = 2) -> torch.Tensor:
+                         max_blobs: int = 2, move_temperature: float = 1.0) -> torch.Tensor:
     """`text_to_video` with key frames by move search: caption word ids (b, 26) → codes
     (b, 17, h, w); the interpolation stage fills the middles as usual. `max_blobs`: digits a
     clip (1 for a layer, `layers.py`)."""
     keys, _ = search_keyframes(keyframes_model, captions, guidance=guidance, seed=seed,
-                               temperature=temperature, given=given, max_blobs=max_blobs)
+                               temperature=temperature, given=given, max_blobs=max_blobs,
+                               move_temperature=move_temperature)
     return interpolate(interp_model, captions, keys, guidance=guidance, seed=seed + 1,
                        **_sampling_kwargs(temperature, None, None, False))
