@@ -194,6 +194,9 @@ VARIANTS["compass2-offsets10-copyb"] = {**VARIANTS["compass2-offsets10"], "point
 # (`minivideo.models.cogvideo.generation.layered_text_to_video`).
 VARIANTS["layer-copyt"] = {**VARIANTS["compass2-offsets10-copyt"], "digits": 1}
 VARIANTS["layer"] = {**VARIANTS["compass2-offsets10"], "digits": 1}
+# ... and with a learned correction to each caption word (the frozen CogView reads "up" and "left"
+# as *places*, from its quadrant captions; a digit that moves up should start low)
+VARIANTS["layer-copyt-words"] = {**VARIANTS["layer-copyt"], "word_embeddings": True}
 CLIP_OPTIONS = ("motion", "compass_step_px", "digits")
 
 
