@@ -191,7 +191,7 @@ VARIANTS["compass2-offsets10-copyb"] = {**VARIANTS["compass2-offsets10"], "point
 # (`compass2`: the same clips without the caption's offsets).
 # Round six: layers. The time-ordered pointer's stage, and an interpolation stage, trained on clips
 # of one digit: a prompt's clauses are then drawn as layers apart and composed in pixels
-# (`minivideo.models.cogvideo.generation.layered_text_to_video`).
+# (`minivideo.models.cogvideo.layers.layered_text_to_video`).
 VARIANTS["layer-copyt"] = {**VARIANTS["compass2-offsets10-copyt"], "digits": 1}
 VARIANTS["layer"] = {**VARIANTS["compass2-offsets10"], "digits": 1}
 # ... and with a learned correction to each caption word (the frozen CogView reads "up" and "left"

@@ -35,7 +35,9 @@ Modules, lowest layer first (each imports only the ones before it):
     model        CogView, TemporalChannel, CogVideo, sequence_loss
     data         encode_clips and the datasets of encoded clips
     generation   sampling (guidance, key frames, interpolation), tokenizers, the sample command
-    recipe       the train targets of the three stages, on fresh clips (not imported here)
+    search       key frames by move search (each digit moved whole, scored by the stage)
+    layers       text → video one clause a layer (stages of one digit), composed in pixels
+    recipe       the train targets of the stages, on fresh clips (not imported here)
 
 Every public name is re-exported here: ``from minivideo.models.cogvideo import CogVideo`` is the
 path to use, and the one checkpoints name the model classes by.
@@ -51,8 +53,10 @@ Token ids (one vocabulary for every model, K = the tokenizer's codebook size)::
     python -m minivideo train cogvideo-keyframes --config small \\
         --out checkpoints/cogvideo-keyframes.pt
     python -m minivideo train cogvideo-interp --config small --out checkpoints/cogvideo-interp.pt
+    python -m minivideo train cogvideo-layer-keyframes --config small --steps 2343 --threads 1 \\
+        --bf16 --out runs/cogvideo-layer-keyframes.pt    # and cogvideo-layer-interp (2719 steps)
     python -m minivideo sample cogvideo --prompt "digit 3 moves left and digit 7 moves down" \\
-        --num 4 --guidance 3 --out t2v.gif
+        --num 4 --out t2v.gif    # the shipped layer stages, guidance 2, move search
 """
 
 from minivideo.models.cogvideo.data import (

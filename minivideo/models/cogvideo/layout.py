@@ -47,7 +47,7 @@ MOTIONS = ("any", "compass")
 COMPASS_STEP_PX = 4
 # Digits per training clip (CogVideoConfig.digits): the paper's clips hold 2; a stage trained on
 # clips of 1 draws one layer of a layered clip, and the layers of a prompt's clauses are drawn
-# apart and composed in pixels (`generation.layered_text_to_video`), as Moving MNIST itself is.
+# apart and composed in pixels (`layers.layered_text_to_video`), as Moving MNIST itself is.
 LAYERS = (1, 2)
 UNTRAINED_TINY = "untrained-tiny"  # tokenizer name of tests and tiny presets (seed 0)
 _CAPTIONS = CaptionTokenizer()
