@@ -22,10 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from minivideo import registry
 from minivideo.checkpoints import build_model_from_checkpoint
+from minivideo.models import cogvideo
 from minivideo.models.videogpt import VideoGPT
 from minivideo.pretrained import available_pretrained, pretrained_path, prior_tokenizer
 from minivideo.utils import UsageError
@@ -151,3 +153,30 @@ def cogvideo_stages(spec: str | None) -> tuple[Path, Path]:
         raise UsageError("--checkpoint for cogvideo must be KEYFRAMES.pt,INTERP.pt or a folder "
                          f"holding cogvideo-keyframes.pt and cogvideo-interp.pt; got {spec!r}")
     return Path(parts[0]), Path(parts[1])
+
+
+def load_cogvideo_stages(spec: str | None, keyframes: str, guidance: float | None,
+                         device: torch.device | None = None):
+    """What `sample cogvideo` and `eval cogvideo` read from --checkpoint, --keyframes and
+    --guidance: (key-frame stage, interpolation stage, search, guidance). The stages must be one
+    of each, and both layer stages (trained on clips of one digit) or neither; key frames are
+    searched if asked, or by default for layer stages; guidance defaults to each pair's
+    measured best."""
+    stages = []
+    for path, stage in zip(cogvideo_stages(spec), cogvideo.STAGES, strict=True):
+        model, _ = load_model(str(path), "", cogvideo.CogVideo, f"CogVideo {stage}-stage")
+        try:
+            cogvideo.check_stage(model, stage)
+        except TypeError as err:  # the other stage's file, or another model
+            raise UsageError(f"--checkpoint {path}: {err}") from err
+        stages.append(model if device is None else model.to(device))
+    keys, interp = stages
+    layered = keys.config.digits == 1
+    if (interp.config.digits == 1) != layered:
+        raise UsageError("--checkpoint: the two stages must both be layer stages (trained on "
+                         "clips of one digit) or neither")
+    search = keyframes == "searched" or (keyframes == "auto" and layered)
+    default = cogvideo.LAYER_GUIDANCE if layered else 3.0  # each pair's measured best
+    with user_input("--guidance"):
+        guidance = cogvideo.check_guidance(default if guidance is None else guidance)
+    return keys, interp, search, guidance

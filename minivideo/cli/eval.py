@@ -39,8 +39,7 @@ from minivideo.checkpoints import build_model_from_checkpoint
 from minivideo.cli.common import (
     UsageError,
     add_threads_option,
-    cogvideo_stages,
-    load_model,
+    load_cogvideo_stages,
     positive_int,
     user_input,
 )
@@ -266,19 +265,10 @@ def run_cogvideo(args: argparse.Namespace) -> int:
         raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
     if not args.temperature > 0:
         raise UsageError(f"--temperature must be > 0, got {args.temperature}")
-    judge = pretrained("judge")
-    keys, interp = (load_model(str(path), "", cogvideo.CogVideo, f"CogVideo {stage}-stage")[0]
-                    for path, stage in zip(cogvideo_stages(args.checkpoint), cogvideo.STAGES,
-                                           strict=True))
-    for model, stage in ((keys, "keyframes"), (interp, "interp")):
-        try:
-            cogvideo.check_stage(model, stage)
-        except TypeError as err:  # the other stage's file, or another model
-            raise UsageError(f"--checkpoint: {err}") from err
+    keys, interp, search, guidance = load_cogvideo_stages(args.checkpoint, args.keyframes,
+                                                          args.guidance)
     layered = keys.config.digits == 1
-    search = args.keyframes == "searched" or (args.keyframes == "auto" and layered)
-    default = cogvideo.LAYER_GUIDANCE if layered else 3.0  # as `sample cogvideo`
-    guidance = default if args.guidance is None else args.guidance
+    judge = pretrained("judge")
     with user_input("--held-out"):
         figures = cogvideo_quality.evaluate_text_to_video(
             keys, interp, judge, num_prompts=args.num, guidance=guidance, seed=args.seed,

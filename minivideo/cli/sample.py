@@ -28,6 +28,7 @@ from minivideo.cli.common import (
     add_threads_option,
     checked_out_path,
     cogvideo_stages,
+    load_cogvideo_stages,
     load_model,
     load_videogpt,
     user_input,
@@ -161,30 +162,15 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
                          "--prompt 'digit 3 moves left and digit 7 moves down'")
     with user_input("--prompt"):
         caption = cogvideo.encode_prompt(args.prompt)
-    paths = cogvideo_stages(args.checkpoint)
-    stages = []
-    for path, stage in zip(paths, cogvideo.STAGES, strict=True):
-        model, _ = load_model(str(path), "", cogvideo.CogVideo, f"CogVideo {stage}-stage")
-        try:
-            cogvideo.check_stage(model, stage)
-        except TypeError as err:  # the other stage's file, or another model
-            raise UsageError(f"--checkpoint {path}: {err}") from err
-        stages.append(model.to(device))
-    keys, interp = stages
+    keys, interp, search, guidance = load_cogvideo_stages(args.checkpoint, args.keyframes,
+                                                          args.guidance, device)
     layered = keys.config.digits == 1
-    if (interp.config.digits == 1) != layered:
-        raise UsageError("--checkpoint: the two stages must both be layer stages (trained on "
-                         "clips of one digit) or neither")
-    search = args.keyframes == "searched" or (args.keyframes == "auto" and layered)
-    default = cogvideo.LAYER_GUIDANCE if layered else 3.0  # each pair's measured best
-    with user_input("--guidance"):
-        guidance = cogvideo.check_guidance(default if args.guidance is None else args.guidance)
     if search and (args.top_k is not None or args.top_p is not None):
         raise UsageError("--top-k and --top-p apply to key frames drawn code by code; add "
                          "--keyframes drawn, or leave them out")
     name = keys.config.base.tokenizer
     with user_input("tokenizer"):
-        check_tokenizer_pairing(paths[0], name)
+        check_tokenizer_pairing(cogvideo_stages(args.checkpoint)[0], name)
         tokenizer = cogvideo.load_tokenizer(name).to(device)
     parts = []
     for start in range(0, args.num, args.batch_size):
