@@ -50,6 +50,12 @@ travels 32 px); the share of first key frames whose ink lies in the half the dir
     python docs/layers.py start runs/s31/layer-copyt.pt --prompts 64 \\
         --out docs/figures/layers_start.json
 
+The same key-frame stage with a learned correction to each caption word (`layer-copyt-words`,
+`python docs/temporal_levers.py train layer-copyt-words --minutes 38 --threads 1 --out
+runs/s31/layer-words.pt`), measured the same way at guidance 2 (`judge ... --guidance 2
+[--held-out] --out docs/figures/layers_words_judge[_held_out].json`, `start ... --out
+docs/figures/layers_words_start.json`).
+
 ``figure``: layered clips of held-out prompts, every second frame, one row per prompt:
 
     python docs/layers.py figure runs/s31/layer-copyt.pt --interp runs/s31/layer-interp.pt \\
