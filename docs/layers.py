@@ -39,6 +39,9 @@ move search over the one blob of each layer, at several guidance weights:
     python docs/layers.py judge runs/s31/layer-copyt.pt --interp runs/s31/layer-interp.pt \\
         --prompts 32 --guidance 1 2 3 --held-out --out docs/figures/layers_judge_held_out.json
 
+The learning curve: the same held-out judge on the stage's snapshots (`--keep-every 1000`),
+guidance 2, `--out docs/figures/layers_curve_step1000.json` (and 2000).
+
 The move temperature (how sharply move search picks each move) is chosen on test prompts only
 (`LAYER_MOVE_TEMPERATURE`); the held-out prompts are measured once, with that choice.
 
