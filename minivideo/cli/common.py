@@ -29,7 +29,12 @@ from minivideo import registry
 from minivideo.checkpoints import build_model_from_checkpoint
 from minivideo.models import cogvideo
 from minivideo.models.videogpt import VideoGPT
-from minivideo.pretrained import available_pretrained, pretrained_path, prior_tokenizer
+from minivideo.pretrained import (
+    available_pretrained,
+    check_tokenizer_pairing,
+    pretrained_path,
+    prior_tokenizer,
+)
 from minivideo.utils import UsageError
 from minivideo.viz import save_video, tile
 
@@ -161,9 +166,11 @@ def load_cogvideo_stages(spec: str | None, keyframes: str, guidance: float | Non
     --guidance: (key-frame stage, interpolation stage, search, guidance). The stages must be one
     of each, and both layer stages (trained on clips of one digit) or neither; key frames are
     searched if asked, or by default for layer stages; guidance defaults to each pair's
-    measured best."""
+    measured best. The key-frame stage's file must be paired with the tokenizer it names (its
+    manifest's record), the tokenizer that decodes every clip of both commands."""
+    paths = cogvideo_stages(spec)
     stages = []
-    for path, stage in zip(cogvideo_stages(spec), cogvideo.STAGES, strict=True):
+    for path, stage in zip(paths, cogvideo.STAGES, strict=True):
         model, _ = load_model(str(path), "", cogvideo.CogVideo, f"CogVideo {stage}-stage")
         try:
             cogvideo.check_stage(model, stage)
@@ -171,6 +178,8 @@ def load_cogvideo_stages(spec: str | None, keyframes: str, guidance: float | Non
             raise UsageError(f"--checkpoint {path}: {err}") from err
         stages.append(model if device is None else model.to(device))
     keys, interp = stages
+    with user_input("tokenizer"):
+        check_tokenizer_pairing(paths[0], keys.config.base.tokenizer)
     layered = keys.config.digits == 1
     if (interp.config.digits == 1) != layered:
         raise UsageError("--checkpoint: the two stages must both be layer stages (trained on "

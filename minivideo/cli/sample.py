@@ -27,7 +27,6 @@ from minivideo.cli.common import (
     UsageError,
     add_threads_option,
     checked_out_path,
-    cogvideo_stages,
     load_cogvideo_stages,
     load_model,
     load_videogpt,
@@ -37,7 +36,7 @@ from minivideo.cli.common import (
 from minivideo.data.video_files import load_video_file
 from minivideo.models import cogvideo, image_prior, videogpt
 from minivideo.models.cogvideo.search import search_text_to_video
-from minivideo.pretrained import check_tokenizer_pairing, prior_tokenizer
+from minivideo.pretrained import prior_tokenizer
 from minivideo.utils import pick_device, to_uint8
 
 CONDITIONS = videogpt.CONDITIONS
@@ -168,10 +167,8 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
     if search and (args.top_k is not None or args.top_p is not None):
         raise UsageError("--top-k and --top-p apply to key frames drawn code by code; add "
                          "--keyframes drawn, or leave them out")
-    name = keys.config.base.tokenizer
-    with user_input("tokenizer"):
-        check_tokenizer_pairing(cogvideo_stages(args.checkpoint)[0], name)
-        tokenizer = cogvideo.load_tokenizer(name).to(device)
+    with user_input("tokenizer"):  # its pairing with the stage was checked on loading
+        tokenizer = cogvideo.load_tokenizer(keys.config.base.tokenizer).to(device)
     parts = []
     for start in range(0, args.num, args.batch_size):
         n = min(args.batch_size, args.num - start)
