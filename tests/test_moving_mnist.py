@@ -142,6 +142,23 @@ def test_compass_directions_are_the_eight_kings_moves(digits):
     np.testing.assert_allclose(steps[free], KING_MOVES[words[free]], atol=1e-9)
 
 
+def test_compass_words_name_the_next_move_on_walls_too(digits):
+    # A digit that sits on a wall turns there: the word recorded at that frame is the move it
+    # makes next, so a caption never names a direction its clip does not show. Frame 0 counts:
+    # a digit drawn on a wall, pointing into it, starts by moving off it.
+    config = MovingMNISTConfig(num_digits=1, directions="compass", step_length=4 / 36,
+                               bounce="mirror")
+    b = generate_clips(2000, digits, config, seed=3)
+    pos = b.trajectories.positions[:, :, 0] / 4  # in steps, on the lattice 0 … 9
+    on_wall = ((pos == 0) | (pos == 9)).any(-1)[:, :-1]
+    assert on_wall[:, 0].mean() > 0.1 and on_wall.mean() > 0.1  # the case is common
+    words = b.trajectories.directions[:, :-1, 0]
+    np.testing.assert_allclose(np.diff(pos, axis=1), KING_MOVES[words], atol=1e-9)
+    # the turn is a bounce of the frame where the wall is reached, and only there
+    turned = (np.diff(b.trajectories.velocities[:, :, 0], axis=1) != 0).any(-1)
+    np.testing.assert_array_equal(turned, b.trajectories.bounces[:, 1:, 0])
+
+
 def test_compass_clips_move_whole_cells_between_key_frames(digits):
     # on the 4-px lattice, 4 frames apart: whole 8-px cells, across walls too (2L − p)
     config = MovingMNISTConfig(directions="compass", step_length=4 / 36, bounce="mirror")

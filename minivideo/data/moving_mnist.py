@@ -19,7 +19,9 @@ each coordinate moves by −1, 0 or +1 step per frame (a king's move; diagonals 
 a lattice of whole steps (p₀ on it too, ``bounce="mirror"``, exact in integers). With a step of
 4 px, key frames 4 apart differ by whole 8-px cells, walls included (a bounce at the wall L
 turns p into 2L − p), so a tokenizer of stride 8 gives the moved digit its codes again, shifted:
-CogVideo-mini's motion lever (lesson 08).
+CogVideo-mini's motion lever (lesson 08). On the lattice a digit can land exactly on a wall;
+it turns there, so the velocity (and the caption word) recorded at that frame is the move it
+makes next, never one into the wall that the clip does not show.
 
 Axes: ``n`` clips, ``t`` frames, ``k`` digits, ``c`` = (y, x). Directions are indices into
 `COMPASS`, measured with *up* meaning decreasing row index, as a person reads the screen.
@@ -116,7 +118,9 @@ class Trajectories:
 
     positions: np.ndarray  # float64 (n, t, k, 2): top-left (y, x), in [0, free_size]
     velocities: np.ndarray  # float64 (n, t, k, 2): px/frame carrying frame t to t + 1
-    bounces: np.ndarray  # bool (n, t, k): a wall was hit on the way into frame t
+    # bool (n, t, k): a wall was hit on the way into frame t (mirror: or reached exactly at
+    # frame t, where the digit turns; so velocities[t] is always the move out of frame t)
+    bounces: np.ndarray
 
     @property
     def positions_int(self) -> np.ndarray:
@@ -182,6 +186,8 @@ def sample_trajectories(num_clips: int, config: MovingMNISTConfig,
     positions = np.empty((n, t_max, k, 2))
     velocities = np.empty((n, t_max, k, 2))
     bounces = np.zeros((n, t_max, k), dtype=bool)
+    if config.bounce == "mirror":
+        v, _ = _turn_at_walls(p, v, wall)  # a digit drawn on a wall starts moving off it
     positions[:, 0], velocities[:, 0] = p, v
     for t in range(1, t_max):  # a loop over 20 frames; everything inside is vectorised
         p = p + step * v
@@ -196,9 +202,25 @@ def sample_trajectories(num_clips: int, config: MovingMNISTConfig,
         if config.stochastic:
             change = rng.random((n, k)) < config.change_prob
             v = np.where(change[..., None], _draw_velocities(n, k, config, rng), v)
+        if config.bounce == "mirror":
+            v, touched = _turn_at_walls(p, v, wall)
+            bounces[:, t] |= touched
         positions[:, t], velocities[:, t] = p, v
     scale = config.free_size / wall
     return Trajectories(positions * scale, velocities * step * scale, bounces)
+
+
+def _turn_at_walls(p: np.ndarray, v: np.ndarray, wall: float) -> tuple[np.ndarray, np.ndarray]:
+    """Turn the velocity components of digits that sit exactly on a wall and point into it.
+
+    The mirror rule leaves the positions unchanged (the next step, 2L − (L + 1) = L − 1, is the
+    same either way), but without the turn the recorded velocity at such a frame points into the
+    wall while the digit moves away from it, so a caption read from velocities would name a
+    direction the clip never shows (with compass steps on the lattice: a tenth of the digits on
+    each axis at frame 0, and every wall contact after it). Returns (v, per-digit turned flags).
+    """
+    into = ((p <= 0.0) & (v < 0)) | ((p >= wall) & (v > 0))
+    return np.where(into, -v, v), into.any(axis=-1)
 
 
 def _draw_velocities(n: int, k: int, config: MovingMNISTConfig,
