@@ -699,3 +699,21 @@ def test_the_shipped_stages_cannot_be_measured_on_held_out_prompts():
     frozen = CogVideo.from_cogview(tiny_cogview(), "keyframes")  # built without the split
     with pytest.raises(ValueError, match="trained on every \\(digit, direction\\) pair"):
         evaluate_text_to_video(frozen, frozen, None, num_prompts=1, held_out=True)
+
+
+def test_encoded_clip_cache_is_keyed_by_the_generator_labels(tmp_path, monkeypatch):
+    # a cache written before the generator's labels changed (pixels unchanged) is not reused
+    import minivideo.models.cogvideo.data as stage_data
+
+    monkeypatch.setenv("MINIVIDEO_CACHE", str(tmp_path))
+    tokenizer, compass = load_tokenizer("untrained-tiny"), clip_config("compass", step_px=4)
+    first = encode_clips(tokenizer, 2, split="test", cache=True, clips=compass)
+    (written,) = (tmp_path / "cogvideo").iterdir()
+    monkeypatch.setattr(stage_data, "LABELS_VERSION", stage_data.LABELS_VERSION + 1)
+    again = encode_clips(tokenizer, 2, split="test", cache=True, clips=compass)
+    assert len(list((tmp_path / "cogvideo").iterdir())) == 2 and written.is_file()
+    np.testing.assert_array_equal(first.directions, again.directions)  # same generator here
+    # the paper's clips (clamp: labels never changed) keep their one, unversioned name
+    encode_clips(tokenizer, 2, split="test", cache=True)
+    names = sorted(p.name for p in (tmp_path / "cogvideo").iterdir())
+    assert len(names) == 3 and sum(n.count("-") == 4 for n in names) == 1

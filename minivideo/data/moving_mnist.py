@@ -36,6 +36,10 @@ import numpy as np
 
 from minivideo.data.mnist import cache_dir
 
+# Bumped when a config's labels change while its pixels do not, so caches of labelled clips
+# made by an older generator are not reused (2: a mirror digit turns where it meets a wall).
+LABELS_VERSION = 2
+
 # Index i is the compass direction at angle i·45° counter-clockwise from "right" (screen up).
 COMPASS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
 # The king's move (dy, dx) of each compass direction, in steps; dy < 0 is up the screen.

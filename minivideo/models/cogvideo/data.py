@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from minivideo.data.mnist import cache_dir, load_digits
-from minivideo.data.moving_mnist import MovingMNISTConfig
+from minivideo.data.moving_mnist import LABELS_VERSION, MovingMNISTConfig
 from minivideo.models.cogvideo.layout import (
     _CAPTIONS,
     CLIP_FRAMES,
@@ -75,9 +75,11 @@ def encode_clips(tokenizer: nn.Module, num_clips: int, *, split: str = "train", 
     if not isinstance(getattr(tokenizer, "config", None), FrameTokenizerConfig):
         raise TypeError(f"tokenizer must be a FrameTokenizer, got {type(tokenizer).__name__}")
     config = replace(clips or clip_config("any"), num_frames=num_frames)
-    # clips of the paper's generator keep their old name; any other generator is in the key
+    # clips of the paper's generator keep their old name (its labels never changed); any other
+    # generator is in the key, with the version of its labels
     default = config == clip_config("any", num_frames)
-    suffix = "" if default else "-" + hashlib.sha256(repr(config).encode()).hexdigest()[:8]
+    key = f"{config!r} labels {LABELS_VERSION}"
+    suffix = "" if default else "-" + hashlib.sha256(key.encode()).hexdigest()[:8]
     path = cache_dir() / "cogvideo" / (
         f"{_state_hash(tokenizer)}-{split}-{num_clips}-{seed}-{num_frames}{suffix}.pt")
     if cache and path.is_file():
