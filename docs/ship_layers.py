@@ -1,14 +1,16 @@
-"""Ship the two stages of layered text → video (round six) as checkpoints, with manifests.
+"""Ship the two stages of layered text → video as checkpoints, with manifests.
 
-The stages were trained by `docs/temporal_levers.py train layer-copyt` and `... layer --stage
-interp`. This script copies their weights (no optimiser state) into checkpoints/ and writes each
-manifest with the registered command that repeats the run (`cogvideo-layer-keyframes` and
-`cogvideo-layer-interp` build the same model, initial weights, clips and, with the steps the
-time budget set, schedule), the lever command that ran (in the notes), minutes and device; then
-it measures the held-out figures the train command's manifests hold (`evaluate_keyframes`,
-`evaluate_interpolation`):
+Round seven's stages were trained by the registered targets themselves (their manifests hold the
+exact command); round six's by `docs/temporal_levers.py train layer-copyt` and `... layer
+--stage interp`, whose manifests get the registered command that repeats the run
+(`cogvideo-layer-keyframes` and `cogvideo-layer-interp` build the same model, initial weights,
+clips and, with the steps the time budget set, schedule) and the lever command in the notes.
+This script copies the weights (no optimiser state) into checkpoints/, writes each manifest with
+its minutes and device, then measures the held-out figures the train command's manifests hold
+(`evaluate_keyframes`, `evaluate_interpolation`):
 
-    python docs/ship_layers.py runs/s31/layer-copyt.pt runs/s31/layer-interp.pt
+    python docs/ship_layers.py runs/s32/keys.pt runs/s32/interp.pt          # round seven
+    python docs/ship_layers.py runs/s31/layer-copyt.pt runs/s31/layer-interp.pt  # round six
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ STAGES = (  # (shipped name, docs/temporal_levers.py variant, its --stage, evalu
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("keyframes", type=Path, help="the run of temporal_levers' layer-copyt")
-    parser.add_argument("interp", type=Path, help="the run of temporal_levers' layer (interp)")
+    parser.add_argument("keyframes", type=Path, help="the key-frame run (target or lever)")
+    parser.add_argument("interp", type=Path, help="the interpolation run (target or lever)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -46,23 +48,27 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{run} is not a {stage} stage of one digit")
         target = checkpoints_dir() / f"{name}.pt"
         export_weights(run, target)
-        recorded = manifest["command"].split()  # the train command the lever script ran
+        recorded = manifest["command"].split()
         keep = (f" --keep-every {recorded[recorded.index('--keep-every') + 1]}"
                 if "--keep-every" in recorded else "")
-        ran = (f"python docs/temporal_levers.py train {variant}"
-               f"{' --stage interp' if stage == 'interp' else ''} --minutes {minutes:g}{keep} "
-               f"--threads 1 --out {run}")
-        # the registered target builds the same model (config and initial weights), the same
-        # fresh clips and, with the steps its time budget set, the same schedule
-        command = (f"python -m minivideo train {name} --config small --steps {step} --threads 1 "
-                   f"--bf16 --save-every 500{keep} --no-eval --out {run}")
+        if recorded[:5] == ["python", "-m", "minivideo", "train", name]:  # bf16 (both rounds)
+            command, notes = manifest["command"], manifest["notes"]  # the registered target ran
+        else:  # the lever script ran
+            ran = (f"python docs/temporal_levers.py train {variant}"
+                   f"{' --stage interp' if stage == 'interp' else ''} --minutes {minutes:g}"
+                   f"{keep} --threads 1 --out {run}")
+            # the registered target builds the same model (config and initial weights), the
+            # same fresh clips and, with the steps its time budget set, the same schedule
+            command = (f"python -m minivideo train {name} --config small --steps {step} "
+                       f"--threads 1 --bf16 --save-every 500{keep} --no-eval --out {run}")
+            notes = (f"{manifest['notes']}; clips of one digit (layers). Trained as `{ran}` "
+                     f"(its {minutes:g}-minute budget set {step} steps), which builds the same "
+                     "model, initial weights and training clips as the command above")
         write_manifest(
             target, command=command, data_seed=manifest["data_seed"],
             train_seconds=manifest["train_seconds"], device=manifest["device"] + ", bf16",
             metrics={}, tokenizer=tokenizer_record("vqvae-frame-empty"),
-            notes=(f"{manifest['notes']}; clips of one digit (layers). Trained as `{ran}` "
-                   f"(its {minutes:g}-minute budget set {step} steps), which builds the same "
-                   "model, initial weights and training clips as the command above"))
+            notes=notes)
         model = pretrained(name)
         add_metrics(target, evaluate(model),
                     command="python docs/ship_layers.py " + " ".join(
