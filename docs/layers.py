@@ -63,6 +63,21 @@ docs/figures/layers_words_start.json`).
 
     python docs/layers.py figure runs/s31/layer-copyt.pt --interp runs/s31/layer-interp.pt \\
         --prompts 4 --out docs/figures/layers_held_out.png
+
+Round seven (the figures above were measured with the generator's first labels, version 1):
+on the compass lattice a digit that lands exactly on a wall used to keep, for that frame, a
+velocity pointing into it, so a caption starting there named a move the clip never shows
+(`LABELS_VERSION = 2` in `minivideo.data.moving_mnist` turns it at the wall; pixels unchanged).
+The stages retrained by their registered targets on the corrected captions, one core each:
+
+    python -m minivideo train cogvideo-layer-keyframes --config small --steps 7000 \
+        --threads 1 --bf16 --save-every 250 --keep-every 1000 --no-eval --out runs/s32/keys.pt
+    python -m minivideo train cogvideo-layer-interp --config small --steps 100000 \
+        --minutes 55 --threads 1 --bf16 --save-every 250 --keep-every 1000 --no-eval \
+        --out runs/s32/interp.pt
+
+and measured with the commands above, `runs/s32/keys.pt --interp runs/s32/interp.pt`, into
+`docs/figures/walls_*.json` (instrument, ceiling, judge, judge_held_out, curve_step*, start).
 """
 
 from __future__ import annotations
