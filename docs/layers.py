@@ -83,6 +83,7 @@ and measured with the commands above, `runs/s32/keys.pt --interp runs/s32/interp
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -252,6 +253,46 @@ def figure(path: Path, interp: Path, num_prompts: int, guidance: float, out: Pat
     return {"prompts": prompts, "guidance": guidance, "png": str(out)}
 
 
+def _reads(row: dict, how: str) -> dict:
+    return {k.split("caption_")[-1]: v for k, v in row[how].items() if "caption_" in k}
+
+
+def curve(points: list[str], guidance: float, out: Path) -> dict:
+    """Caption accuracy of the held-out judge's runs on a stage's snapshots against CPU minutes:
+    `points` are JSON:MINUTES pairs (files written by ``judge --held-out``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for point in points:
+        name, _, minutes = point.rpartition(":")
+        judged_rows = json.loads(Path(name).read_text())["rows"]
+        row = next(r for r in judged_rows if r["guidance"] == guidance)
+        rows.append({"json": name, "cpu_minutes": float(minutes),
+                     **{how: _reads(row, key) for how, key in (
+                         ("searched", f"searched_move_temperature_{LAYER_MOVE_TEMPERATURE:g}"),
+                         ("drawn", "drawn"))}})
+    rows.sort(key=lambda r: r["cpu_minutes"])
+    minutes = [r["cpu_minutes"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for how, style in (("searched", "-"), ("drawn", ":")):
+        for key, label, marker in (("digits", "digits", "o"), ("motion", "first directions", "s")):
+            ax.plot(minutes, [r[how][key] for r in rows], marker + style,
+                    color="C0" if key == "digits" else "C1", label=f"{label}, key frames {how}")
+    ax.axhline(0.85, color="C0", lw=0.8, alpha=0.5, label="goals: digits 85%, directions 75%")
+    ax.axhline(0.75, color="C1", lw=0.8, alpha=0.5)
+    ax.set(xlabel="CPU minutes of the key-frame stage (1 thread)", ylim=(0, 1.02),
+           ylabel="judge reads the prompt's …",
+           title=f"held-out prompts, layered clips, guidance {guidance:g}")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return {"guidance": guidance, "png": str(out), "points": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -270,16 +311,20 @@ def main(argv: list[str] | None = None) -> int:
     commands.choices["judge"].add_argument("--move-temperature", type=float, nargs="+",
                                            default=[LAYER_MOVE_TEMPERATURE])
     commands.choices["figure"].add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
+    plot = commands.add_parser("curve", help="the learning curve of held-out judge runs")
+    plot.add_argument("points", nargs="+", help="JSON:MINUTES, files of judge --held-out")
+    plot.add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
     where = commands.add_parser("start", help="where first key frames put the digit")
     where.add_argument("checkpoint", type=Path)
     where.add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
     for name, command in commands.choices.items():
         command.add_argument("--threads", type=int, default=1)
-        if name != "instrument":
+        if name not in ("instrument", "curve"):
             command.add_argument("--prompts", type=int, default=32)
+        if name != "instrument":
             command.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.command != "instrument" and not 1 <= args.prompts <= 64:
+    if args.command not in ("instrument", "curve") and not 1 <= args.prompts <= 64:
         parser.error(f"--prompts must be in [1, 64], got {args.prompts}")
     if args.command == "instrument" and args.clips < 1:
         parser.error(f"--clips must be positive, got {args.clips}")
@@ -288,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = instrument(args.clips)
     elif args.command == "ceiling":
         rows = [ceiling(args.interp, args.prompts, args.guidance)]
+    elif args.command == "curve":
+        rows = [curve(args.points, args.guidance, args.out)]
+        args.out = args.out.with_suffix(".json")
     elif args.command == "start":
         rows = [start(args.checkpoint, args.prompts, args.guidance)]
     elif args.command == "judge":
