@@ -220,8 +220,8 @@ def _turn_at_walls(p: np.ndarray, v: np.ndarray, wall: float) -> tuple[np.ndarra
     The mirror rule leaves the positions unchanged (the next step, 2L − (L + 1) = L − 1, is the
     same either way), but without the turn the recorded velocity at such a frame points into the
     wall while the digit moves away from it, so a caption read from velocities would name a
-    direction the clip never shows (with compass steps on the lattice: a tenth of the digits on
-    each axis at frame 0, and every wall contact after it). Returns (v, per-digit turned flags).
+    direction the clip never shows (on the compass lattice: 15% of the digits at frame 0 at
+    4 px a step, 8% at 2 px, and every wall contact after it). Returns (v, per-digit flags).
     """
     into = ((p <= 0.0) & (v < 0)) | ((p >= wall) & (v > 0))
     return np.where(into, -v, v), into.any(axis=-1)
