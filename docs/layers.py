@@ -78,6 +78,13 @@ The stages retrained by their registered targets on the corrected captions, one 
 
 and measured with the commands above, `runs/s32/keys.pt --interp runs/s32/interp.pt`, into
 `docs/figures/walls_*.json` (instrument, ceiling, judge, judge_held_out, curve_step*, start).
+The learning curve, from the snapshots' held-out judge runs (`--prompts 45 --guidance 2`) and the
+CPU minutes each snapshot had trained (step × 5,808 s / 7,000 steps):
+
+    python docs/layers.py curve docs/figures/walls_curve_step1000.json:13.8 \
+        docs/figures/walls_curve_step2000.json:27.7 docs/figures/walls_curve_step3000.json:41.5 \
+        docs/figures/walls_curve_step4000.json:55.3 docs/figures/walls_curve_step5000.json:69.1 \
+        docs/figures/walls_judge_held_out.json:96.8 --out docs/figures/walls_curve.png
 """
 
 from __future__ import annotations
