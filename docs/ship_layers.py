@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         recorded = manifest["command"].split()
         keep = (f" --keep-every {recorded[recorded.index('--keep-every') + 1]}"
                 if "--keep-every" in recorded else "")
-        if recorded[:5] == ["python", "-m", "minivideo", "train", name]:  # bf16 (both rounds)
+        if recorded[:5] == ["python", "-m", "minivideo", "train", name]:
             command, notes = manifest["command"], manifest["notes"]  # the registered target ran
         else:  # the lever script ran
             ran = (f"python docs/temporal_levers.py train {variant}"
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             notes = (f"{manifest['notes']}; clips of one digit (layers). Trained as `{ran}` "
                      f"(its {minutes:g}-minute budget set {step} steps), which builds the same "
                      "model, initial weights and training clips as the command above")
+        # both rounds trained with --bf16, which the train manifests record only in the command
         write_manifest(
             target, command=command, data_seed=manifest["data_seed"],
             train_seconds=manifest["train_seconds"], device=manifest["device"] + ", bf16",
