@@ -197,7 +197,10 @@ VARIANTS["layer"] = {**VARIANTS["compass2-offsets10"], "digits": 1}
 # ... and with a learned correction to each caption word (the frozen CogView reads "up" and "left"
 # as *places*, from its quadrant captions; a digit that moves up should start low)
 VARIANTS["layer-copyt-words"] = {**VARIANTS["layer-copyt"], "word_embeddings": True}
-CLIP_OPTIONS = ("motion", "compass_step_px", "digits")
+# Round eight: the digit word dropped from 80% of the captions (the registered target
+# `cogvideo-layer-keyframes-motion` drops it from half; `CogVideoConfig.digit_dropout`).
+VARIANTS["layer-copyt-free80"] = {**VARIANTS["layer-copyt"], "digit_dropout": 0.8}
+CLIP_OPTIONS = ("motion", "compass_step_px", "digits", "digit_dropout")  # what windows read
 
 
 class TemporalMLP(CogVideo):

@@ -86,6 +86,11 @@ MODELS: dict[str, Entry] = {
                                       "minivideo.metrics.cogvideo_quality:evaluate_keyframes",
                                       checkpoint="cogvideo-layer-keyframes",
                                       tokenizer="vqvae-frame-empty", sampler="cogvideo"),
+    # round eight (issue 15): the key-frame stage with the digit word dropped from half its
+    # captions (move search reads directions without it)
+    "cogvideo-layer-keyframes-motion": Entry(
+        "minivideo.models.cogvideo.recipe:LAYER_KEYFRAMES_MOTION",
+        "minivideo.metrics.cogvideo_quality:evaluate_keyframes", tokenizer="vqvae-frame-empty"),
     "cogvideo-layer-interp": Entry("minivideo.models.cogvideo.recipe:LAYER_INTERPOLATION",
                                    "minivideo.metrics.cogvideo_quality:evaluate_interpolation",
                                    checkpoint="cogvideo-layer-interp",

@@ -16,6 +16,7 @@ import torch
 from einops import rearrange, repeat
 
 from minivideo.data.captions import (
+    DIGIT_WORDS,
     MAX_DIGITS,
     MAX_LENGTH,
     MAX_SEGMENTS,
@@ -151,6 +152,14 @@ def encode_prompt(prompt: str) -> torch.Tensor:
     if len(clauses) > MAX_DIGITS or any(len(c.directions) > MAX_SEGMENTS for c in clauses):
         raise ValueError(f"prompt {prompt!r} is too long; {accepted}")
     return torch.tensor(_CAPTIONS.encode(prompt), dtype=torch.long)
+
+
+def digit_free(captions: torch.Tensor) -> torch.Tensor:
+    """Caption word ids (..., 26) with every digit word replaced by the pad: "digit 3 moves left"
+    → "digit _ moves left" (`CogVideoConfig.digit_dropout`)."""
+    first = VOCAB.index(DIGIT_WORDS[0])
+    is_digit = (captions >= first) & (captions < first + len(DIGIT_WORDS))
+    return captions.masked_fill(is_digit, 0)  # 0: the pad
 
 
 def check_stride(stride: int, stage: str) -> int:
@@ -301,6 +310,12 @@ class CogVideoConfig:
     # bias depends on its place in the path and on the key frame drawn) or "bound" (timed, and
     # each clause's tables apply to the cells its digit drew).
     pointer: str = "none"
+    # The share of training captions whose digit words become pads ("digit 3 moves left" →
+    # "digit _ moves left"): the stage then also learns what a direction says about motion with
+    # no digit named, and move search scores later key frames under such captions (the first
+    # key frame, the digit's shape, is drawn under the whole caption). A direction so learned
+    # is one for every digit: what held-out (digit, direction) prompts need (issue 15).
+    digit_dropout: float = 0.0
     base_name: str = "cogview"  # where the frozen channel came from (pretrained name)
     extra: dict = field(default_factory=dict)
 
@@ -317,6 +332,9 @@ class CogVideoConfig:
                              f"stage='keyframes', got {self.stage!r}")
         if self.caption_offsets and not self.relative_bias:
             raise ValueError("caption_offsets needs relative_bias=True (it adds to that bias)")
+        if not isinstance(self.digit_dropout, (int, float)) or not 0 <= self.digit_dropout <= 1:
+            raise ValueError(f"digit_dropout must be a probability in [0, 1], got "
+                             f"{self.digit_dropout!r}")
         for name in ("gate_scale", "bias_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:

@@ -40,7 +40,7 @@ from minivideo.models.cogvideo.generation import (
     check_stage,
     interpolate,
 )
-from minivideo.models.cogvideo.layout import KEYFRAME_STRIDE, video_sequence
+from minivideo.models.cogvideo.layout import KEYFRAME_STRIDE, digit_free, video_sequence
 from minivideo.models.cogvideo.model import CogVideo, DualCache
 
 EMPTY = 0  # the frame tokenizer's reserved background code
@@ -241,6 +241,9 @@ def search_keyframes(model: CogVideo, captions: torch.Tensor, *, guidance: float
     else:
         frames = given[:, :1].to(device=device, dtype=torch.long)
     chosen: list[list] = [[] for _ in captions]
+    # a stage that learned directions without digit words scores its moves so (the digit's
+    # shape is already drawn): the direction it reads is then the one it learned for every digit
+    movers = digit_free(captions) if config.digit_dropout > 0 else captions
     for _ in range(len(config.frame_times) - 1):
         last = frames[:, -1].cpu().numpy()
         options = [proposals(codes, blobs(codes, max_blobs)) for codes in last]
@@ -248,7 +251,7 @@ def search_keyframes(model: CogVideo, captions: torch.Tensor, *, guidance: float
         candidates = torch.from_numpy(np.concatenate([p[0] for p in options])).to(device)
         owner = torch.repeat_interleave(torch.arange(len(counts), device=device),
                                         torch.tensor(counts, device=device))
-        scores = candidate_log_likelihood(model, captions, frames, candidates.long(), owner,
+        scores = candidate_log_likelihood(model, movers, frames, candidates.long(), owner,
                                           guidance=guidance)
         picked, start = [], 0
         for i, n in enumerate(counts):
