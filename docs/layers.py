@@ -125,6 +125,7 @@ from minivideo.models.cogvideo import (  # noqa: E402
     sample_keyframes,
     tokenizer_of,
 )
+from minivideo.models.cogvideo.middles import search_middles  # noqa: E402
 from minivideo.pretrained import pretrained  # noqa: E402
 from minivideo.utils import to_uint8  # noqa: E402
 from minivideo.viz import save_frame_strip  # noqa: E402
@@ -178,7 +179,9 @@ def ceiling(interp_path: Path, num_prompts: int, guidance: float) -> dict:
             "layer_codes_composed": read(codes.long()),
             "layer_keyframes_held": read(held),
             "layer_keyframes_interpolated": read(interpolate(middles, ids, keys,
-                                                             guidance=guidance, seed=0))}
+                                                             guidance=guidance, seed=0)),
+            "layer_keyframes_middles_searched": read(search_middles(middles, ids, keys,
+                                                                    guidance=guidance, seed=0))}
 
 
 def instrument(num_clips: int) -> list[dict]:
@@ -197,16 +200,21 @@ def instrument(num_clips: int) -> list[dict]:
 
 
 def judged(path: Path, interp: Path, num_prompts: int, guidance: float, held_out: bool,
-           move_temperatures: list[float]) -> dict:
-    """Whole layered clips read by the judge: key frames drawn, and by move search at each
-    move temperature."""
+           move_temperatures: list[float], seed: int = 0, drawn: bool = True,
+           middle_search: bool = False) -> dict:
+    """Whole layered clips read by the judge: key frames drawn (if `drawn`), and by move search
+    at each move temperature; `seed` draws another sample of every prompt; `middle_search`:
+    middle frames by search too (`minivideo.models.cogvideo.middles`)."""
     keys, middles = load(load_checkpoint(path)), load(load_checkpoint(interp))
-    row = {"checkpoint": str(path), "interp": str(interp), "guidance": guidance}
-    for name, search, move in [("drawn", False, 1.0)] + [
+    row = {"checkpoint": str(path), "interp": str(interp), "guidance": guidance,
+           **({"seed": seed} if seed else {}),
+           **({"middle_search": True} if middle_search else {})}
+    for name, search, move in [("drawn", False, 1.0)] * drawn + [
             (f"searched_move_temperature_{t:g}", True, t) for t in move_temperatures]:
         figures = evaluate_text_to_video(keys, middles, pretrained("judge"), num_prompts,
                                          guidance=guidance, held_out=held_out, search=search,
-                                         move_temperature=move)
+                                         move_temperature=move, seed=seed,
+                                         middle_search=middle_search)
         row[name] = figures
         print(f"guidance {guidance:g}, {name}: {figures}", flush=True)
     return row
@@ -280,11 +288,12 @@ def curve(points: list[str], guidance: float, out: Path) -> dict:
         rows.append({"json": name, "cpu_minutes": float(minutes),
                      **{how: _reads(row, key) for how, key in (
                          ("searched", f"searched_move_temperature_{LAYER_MOVE_TEMPERATURE:g}"),
-                         ("drawn", "drawn"))}})
+                         ("drawn", "drawn")) if key in row}})
     rows.sort(key=lambda r: r["cpu_minutes"])
     minutes = [r["cpu_minutes"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for how, style in (("searched", "-"), ("drawn", ":")):
+    for how, style in (("searched", "-"), ("drawn", ":")) if all("drawn" in r for r in rows) \
+            else (("searched", "-"),):  # judge --searched-only runs have no drawn figures
         for key, label, marker in (("digits", "digits", "o"), ("motion", "first directions", "s")):
             ax.plot(minutes, [r[how][key] for r in rows], marker + style,
                     color="C0" if key == "digits" else "C1", label=f"{label}, key frames {how}")
@@ -315,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--interp", type=Path, required=True)
     commands.choices["judge"].add_argument("--guidance", type=float, nargs="+", default=[3.0])
     commands.choices["judge"].add_argument("--held-out", action="store_true")
+    commands.choices["judge"].add_argument("--seed", type=int, default=0,
+                                           help="sampling seed (another draw of each prompt)")
+    commands.choices["judge"].add_argument("--searched-only", action="store_true",
+                                           help="skip the key frames drawn code by code")
+    commands.choices["judge"].add_argument("--middle-search", action="store_true",
+                                           help="middle frames by search (middles.py)")
     commands.choices["judge"].add_argument("--move-temperature", type=float, nargs="+",
                                            default=[LAYER_MOVE_TEMPERATURE])
     commands.choices["figure"].add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
@@ -347,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = [start(args.checkpoint, args.prompts, args.guidance)]
     elif args.command == "judge":
         rows = [judged(args.checkpoint, args.interp, args.prompts, g, args.held_out,
-                       args.move_temperature) for g in args.guidance]
+                       args.move_temperature, args.seed, not args.searched_only,
+                       args.middle_search)
+                for g in args.guidance]
     else:
         rows = [figure(args.checkpoint, args.interp, args.prompts, args.guidance, args.out)]
         args.out = args.out.with_suffix(".json")

@@ -238,7 +238,7 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
                            temperature: float = 1.0,
                            given: torch.Tensor | None = None,
                            search: bool = False, move_temperature: float = 1.0,
-                           ) -> dict[str, float]:
+                           middle_search: bool = False) -> dict[str, float]:
     """The whole hierarchy on prompts of test clips (or, with held_out, on prompts made only of
     (digit, direction) pairs the stages never trained on): caption accuracy, seconds per clip.
 
@@ -246,9 +246,13 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
     (`sample_keyframes`); the test clips' own frames are `test_clips(keyframes_model, n).codes`.
     search=True: key frames by move search (`minivideo.models.cogvideo.search`), each move drawn
     with probability ∝ exp(score / move_temperature). Stages trained on clips of one digit draw
-    each prompt's clauses as layers (`layered_text_to_video`, with or without search).
+    each prompt's clauses as layers (`layered_text_to_video`, with or without search; and
+    middle_search=True: their middle frames by search too, `minivideo.models.cogvideo.middles`).
     """
     layered = keyframes_model.config.digits == 1
+    if middle_search and not layered:
+        raise ValueError("middle_search moves one rigid digit: it needs layer stages "
+                         "(config.digits=1)")
     if layered and given is not None:
         raise ValueError("given holds two-digit key frames; stages of one digit "
                          "(config.digits=1) draw layers and cannot continue them")
@@ -273,7 +277,8 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
                                           captions[start : start + batch_size],
                                           guidance=guidance, seed=seed + start,
                                           temperature=temperature, search=search,
-                                          move_temperature=move_temperature)
+                                          move_temperature=move_temperature,
+                                          middle_search=middle_search)
             videos.append(torch.from_numpy(to_uint8(video)))
             continue
         ids = _ids(captions[start : start + batch_size])
@@ -294,7 +299,8 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
             f"{prefix}guidance": guidance, f"{prefix}temperature": temperature,
             **({f"{prefix}search": True, f"{prefix}move_temperature": move_temperature}
                if search else {}),
-            **({f"{prefix}layered": True} if layered else {})}
+            **({f"{prefix}layered": True} if layered else {}),
+            **({f"{prefix}middle_search": True} if middle_search else {})}
 
 
 def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, float]:

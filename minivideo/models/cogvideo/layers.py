@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import torch
 
-from minivideo.models.cogvideo.generation import check_stage, text_to_video, tokenizer_of
+from minivideo.models.cogvideo.generation import (
+    check_stage,
+    sample_keyframes,
+    text_to_video,
+    tokenizer_of,
+)
 from minivideo.models.cogvideo.layout import encode_prompt
+from minivideo.models.cogvideo.middles import search_middles
 from minivideo.models.cogvideo.model import CogVideo
-from minivideo.models.cogvideo.search import search_text_to_video
+from minivideo.models.cogvideo.search import search_keyframes, search_text_to_video
 
 # The sampling defaults of `python -m minivideo sample cogvideo` with layer stages, chosen on
 # test prompts (docs/layers.py judge), never on the held-out ones. Guidance 2 read the prompts'
@@ -57,11 +63,11 @@ def layered_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo,
                           prompts: list[str], *, guidance: float = 1.0, seed: int = 0,
                           temperature: float = 1.0, search: bool = False,
                           move_temperature: float = 1.0, progress: bool = False,
-                          batch_size: int = 32) -> torch.Tensor:
+                          batch_size: int = 32, middle_search: bool = False) -> torch.Tensor:
     """Prompts → clips float [0, 1] (b, 17, H, W): each clause drawn by the whole hierarchy as a
     clip of its own (key frames by move search if `search`, each move drawn with probability
-    ∝ exp(score / move_temperature)), decoded, and a prompt's layers composed by their
-    pixel-wise maximum."""
+    ∝ exp(score / move_temperature); middle frames by search if `middle_search`, `middles.py`),
+    decoded, and a prompt's layers composed by their pixel-wise maximum."""
     check_layer_stages(keyframes_model, interp_model)
     clauses, owner = prompt_layers(prompts)
     captions = torch.stack([encode_prompt(clause) for clause in clauses])
@@ -69,7 +75,15 @@ def layered_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo,
     layers = []
     for start in range(0, len(captions), batch_size):
         ids = captions[start : start + batch_size]
-        if search:
+        if middle_search:
+            keys = (search_keyframes(keyframes_model, ids, guidance=guidance, seed=seed + start,
+                                     temperature=temperature, max_blobs=1,
+                                     move_temperature=move_temperature)[0] if search else
+                    sample_keyframes(keyframes_model, ids, guidance=guidance, seed=seed + start,
+                                     temperature=temperature))
+            codes = search_middles(interp_model, ids, keys, guidance=guidance,
+                                   seed=seed + start + 1, move_temperature=move_temperature)
+        elif search:
             codes = search_text_to_video(keyframes_model, interp_model, ids, guidance=guidance,
                                          seed=seed + start, temperature=temperature,
                                          max_blobs=1, move_temperature=move_temperature)
