@@ -130,7 +130,12 @@ def test_a_layer_stage_is_judged_on_prompts_of_two_digits(layer_stages):
 def test_the_layer_targets_and_the_sample_command(tmp_path, capsys):
     from minivideo.__main__ import main as cli_main
     from minivideo.checkpoints import save_checkpoint
-    from minivideo.models.cogvideo.recipe import KEYFRAMES, LAYER_INTERPOLATION, LAYER_KEYFRAMES
+    from minivideo.models.cogvideo.recipe import (
+        INTERPOLATION,
+        KEYFRAMES,
+        LAYER_INTERPOLATION,
+        LAYER_KEYFRAMES,
+    )
 
     for name, target in (("keyframes", LAYER_KEYFRAMES), ("interp", LAYER_INTERPOLATION)):
         torch.manual_seed(0)
@@ -148,13 +153,24 @@ def test_the_layer_targets_and_the_sample_command(tmp_path, capsys):
     keys, interp = (build_model_from_checkpoint(tmp_path / f"cogvideo-{n}.pt").eval()
                     for n in ("keyframes", "interp"))
     expected = layered_text_to_video(keys, interp, [PROMPTS[0]] * 2, guidance=2.0, seed=0,
-                                     search=True)
-    assert np.array_equal(videos, to_uint8(expected))  # the defaults: guidance 2, searched
+                                     search=True, middle_search=True)
+    # the defaults: guidance 2, key frames and middles searched
+    assert np.array_equal(videos, to_uint8(expected))
+    assert cli_main([*argv, "--middles", "drawn"]) == 0
+    with np.load(out) as saved:
+        drawn = layered_text_to_video(keys, interp, [PROMPTS[0]] * 2, guidance=2.0, seed=0,
+                                      search=True)
+        assert np.array_equal(saved["videos"], to_uint8(drawn))
+        assert not np.array_equal(saved["videos"], videos)
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "two.pt", model=KEYFRAMES.build_model("tiny"))
     mixed = f"{tmp_path}/two.pt,{tmp_path}/cogvideo-interp.pt"
     with_mixed = [mixed if a == str(tmp_path) else a for a in argv]
+    two_digit = f"{tmp_path}/two.pt,{tmp_path}/two-interp.pt"
+    save_checkpoint(tmp_path / "two-interp.pt", model=INTERPOLATION.build_model("tiny"))
+    with_two = [two_digit if a == str(tmp_path) else a for a in argv]
     for bad, message in ((with_mixed, "both be layer stages"),
+                         ([*with_two, "--middles", "searched"], "needs the layer stages"),
                          ([*argv, "--top-k", "4"], "apply to key frames drawn")):
         with pytest.raises(SystemExit) as err:  # a one-line user error, not a traceback
             cli_main(bad)

@@ -189,3 +189,14 @@ def load_cogvideo_stages(spec: str | None, keyframes: str, guidance: float | Non
     with user_input("--guidance"):
         guidance = cogvideo.check_guidance(default if guidance is None else guidance)
     return keys, interp, search, guidance
+
+
+def middles_searched(middles: str, keys) -> bool:
+    """What --middles asks of a key-frame stage: middle frames by search (`middles.py`), by
+    default for layer stages (`LAYER_MIDDLES`), never for two-digit ones."""
+    layered = keys.config.digits == 1
+    if middles == "searched" and not layered:
+        raise UsageError("--middles searched moves one rigid digit: it needs the layer stages "
+                         "(trained on clips of one digit); use --middles drawn")
+    return middles == "searched" or (middles == "auto" and layered
+                                     and cogvideo.LAYER_MIDDLES == "searched")

@@ -40,6 +40,7 @@ from minivideo.cli.common import (
     UsageError,
     add_threads_option,
     load_cogvideo_stages,
+    middles_searched,
     positive_int,
     user_input,
 )
@@ -92,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cogvideo.add_argument("--keyframes", choices=("auto", "drawn", "searched"), default="auto",
                           help="key frames drawn code by code or by move search; auto: "
                                "searched for layer stages (the default pair), else drawn")
+    cogvideo.add_argument("--middles", choices=("auto", "drawn", "searched"), default="auto",
+                          help="middle frames drawn by the interpolation stage or by search; "
+                               "auto: searched for layer stages, else drawn")
     cogvideo.add_argument("--checkpoint", default=None,
                           help="KEYFRAMES.pt,INTERP.pt (default: the shipped layer stages; "
                                "checkpoints/cogvideo-keyframes.pt,checkpoints/cogvideo-interp.pt "
@@ -273,7 +277,8 @@ def run_cogvideo(args: argparse.Namespace) -> int:
         figures = cogvideo_quality.evaluate_text_to_video(
             keys, interp, judge, num_prompts=args.num, guidance=guidance, seed=args.seed,
             held_out=args.held_out, temperature=args.temperature, search=search,
-            move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE if layered else 1.0)
+            move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE if layered else 1.0,
+            middle_search=middles_searched(args.middles, keys))
     figures.update(cogvideo_quality.evaluate_cogview_frames(
         pretrained("cogview"), judge, num_frames=2 * args.num, guidance=guidance,
         seed=args.seed, temperature=args.temperature))

@@ -30,6 +30,7 @@ from minivideo.cli.common import (
     load_cogvideo_stages,
     load_model,
     load_videogpt,
+    middles_searched,
     user_input,
     write_videos,
 )
@@ -65,6 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keyframes", choices=("auto", "drawn", "searched"), default="auto",
                         help="cogvideo: key frames drawn code by code, or by move search (each "
                              "digit moved whole); auto: searched for layer stages, else drawn")
+    parser.add_argument("--middles", choices=("auto", "drawn", "searched"), default="auto",
+                        help="cogvideo: middle frames drawn by the interpolation stage code by "
+                             "code, or by search (the layer's digit shifted, picked by that "
+                             "stage's scores); auto: searched for layer stages, else drawn")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
@@ -164,6 +169,7 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
     keys, interp, search, guidance = load_cogvideo_stages(args.checkpoint, args.keyframes,
                                                           args.guidance, device)
     layered = keys.config.digits == 1
+    middle_search = middles_searched(args.middles, keys)
     if search and (args.top_k is not None or args.top_p is not None):
         raise UsageError("--top-k and --top-p apply to key frames drawn code by code; add "
                          "--keyframes drawn, or leave them out")
@@ -177,7 +183,7 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
             video = cogvideo.layered_text_to_video(
                 keys, interp, [args.prompt] * n, guidance=guidance, seed=seed,
                 temperature=args.temperature, search=search,
-                move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE)
+                move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE, middle_search=middle_search)
             parts.append(to_uint8(video))
             continue
         captions = repeat(caption, "l -> n l", n=n)

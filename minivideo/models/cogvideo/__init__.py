@@ -80,6 +80,7 @@ from minivideo.models.cogvideo.generation import (
 )
 from minivideo.models.cogvideo.layers import (
     LAYER_GUIDANCE,
+    LAYER_MIDDLES,
     LAYER_MOVE_TEMPERATURE,
     layered_text_to_video,
     prompt_layers,
@@ -139,7 +140,8 @@ __all__ = [
     "cogview_sequence", "CogViewConfig", "draw_window", "DualCache", "encode_clips",
     "encode_prompt", "EncodedClips", "fill_middle", "frame_caption", "FRAME_STRIDES",
     "frame_tokens", "FrameCaptionDataset", "interpolate", "interpolate_once",
-    "KEYFRAME_STRIDE", "KEYFRAME_STRIDE_WEIGHTS", "LAYER_GUIDANCE", "LAYER_MOVE_TEMPERATURE",
+    "KEYFRAME_STRIDE", "KEYFRAME_STRIDE_WEIGHTS", "LAYER_GUIDANCE", "LAYER_MIDDLES",
+    "LAYER_MOVE_TEMPERATURE",
     "LAYERS",
     "layered_text_to_video", "load_tokenizer", "prompt_layers", "motion_caption",
     "NUM_KEYFRAMES", "PRESETS", "quadrant", "sample_images", "sample_keyframes",
