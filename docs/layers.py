@@ -78,6 +78,21 @@ The stages retrained by their registered targets on the corrected captions, one 
 
 and measured with the commands above, `runs/s32/keys.pt --interp runs/s32/interp.pt`, into
 `docs/figures/walls_*.json` (instrument, ceiling, judge, judge_held_out, curve_step*, start).
+
+Round eight: middle frames by search (`minivideo.models.cogvideo.middles`: the layer's digit
+shifted in pixels to where it can be halfway, each proposal scored by the interpolation stage),
+and a key-frame stage that also learns directions without the digit word
+(`cogvideo-layer-keyframes-motion`, `CogVideoConfig.digit_dropout`). `ceiling` gains the row
+`layer_keyframes_middles_searched`; `judge --middle-search` fills the middles so, `--seed S`
+draws another sample of every prompt and `--searched-only` skips the drawn key frames:
+
+    python docs/layers.py ceiling runs/s32/interp.pt --prompts 32 --guidance 2 \
+        --out docs/figures/middles_ceiling.json
+    python docs/layers.py judge runs/s32/round6-keys.pt --interp runs/s32/round6-interp.pt \
+        --prompts 45 --guidance 2 --held-out --searched-only --middle-search \
+        --out docs/figures/middles_round_six_held_out.json
+    python -m minivideo train cogvideo-layer-keyframes-motion --config small --steps 4800 \
+        --threads 1 --bf16 --save-every 250 --keep-every 1000 --no-eval --out runs/s33/motion.pt
 The learning curve, from the snapshots' held-out judge runs (`--prompts 45 --guidance 2`) and the
 CPU minutes each snapshot had trained (step × 5,808 s / 7,000 steps):
 
@@ -103,7 +118,7 @@ from temporal_levers import load, write_rows  # noqa: E402
 
 from minivideo.checkpoints import load_checkpoint  # noqa: E402
 from minivideo.data.mnist import load_digits  # noqa: E402
-from minivideo.data.moving_mnist import generate_clips, render  # noqa: E402
+from minivideo.data.moving_mnist import COMPASS, KING_MOVES, generate_clips, render  # noqa: E402
 from minivideo.metrics.captions import caption_accuracy  # noqa: E402
 from minivideo.metrics.cogvideo_quality import (  # noqa: E402
     TEST_SEED,
@@ -122,10 +137,12 @@ from minivideo.models.cogvideo import (  # noqa: E402
     interpolate,
     layered_text_to_video,
     motion_caption,
+    prompt_layers,
     sample_keyframes,
     tokenizer_of,
 )
 from minivideo.models.cogvideo.middles import search_middles  # noqa: E402
+from minivideo.models.cogvideo.search import search_keyframes  # noqa: E402
 from minivideo.pretrained import pretrained  # noqa: E402
 from minivideo.utils import to_uint8  # noqa: E402
 from minivideo.viz import save_frame_strip  # noqa: E402
@@ -253,6 +270,33 @@ def start(path: Path, num_prompts: int, guidance: float) -> dict:
             "real_first_frame_toward_direction": round(_toward(truth[:, 0], words), 4)}
 
 
+def moves(path: Path, num_prompts: int, guidance: float, seeds: int) -> dict:
+    """How often move search's first move of a held-out clause is its direction (the king's
+    move of the word), over `seeds` samples, and how often the first key frame puts the digit
+    against the wall it is told to move towards (that move cannot be proposed)."""
+    keys = load(load_checkpoint(path))
+    clauses, _ = prompt_layers(held_out_prompts(num_prompts))
+    ids = torch.stack([encode_prompt(c) for c in clauses])
+    truth = [tuple(int(v) for v in KING_MOVES[COMPASS.index(c.split()[-1])]) for c in clauses]
+    firsts, later, blocked = [], [], []
+    for seed in range(seeds):
+        frames, chosen = search_keyframes(keys, ids, guidance=guidance, seed=seed, max_blobs=1)
+        # a move is a tuple per blob; a first key frame without ink has none
+        firsts += [bool(c[0]) and tuple(c[0][0]) == t for c, t in zip(chosen, truth, strict=True)]
+        later += [bool(m) and tuple(m[0]) == t
+                  for c, t in zip(chosen, truth, strict=True) for m in c[1:]]
+        for grid, (dy, dx) in zip(frames[:, 0].cpu().numpy(), truth, strict=True):
+            rows, cols = np.nonzero(grid != 0)  # the digit's cells (0: the empty code)
+            last = len(grid) - 1
+            blocked.append(len(rows) == 0 or (dy < 0 and rows.min() == 0)
+                           or (dy > 0 and rows.max() == last) or (dx < 0 and cols.min() == 0)
+                           or (dx > 0 and cols.max() == last))
+    return {"checkpoint": str(path), "clauses": len(clauses), "seeds": seeds,
+            "guidance": guidance, "first_move_is_direction": round(float(np.mean(firsts)), 4),
+            "later_moves_are_direction": round(float(np.mean(later)), 4),
+            "first_keyframe_at_the_wall_it_moves_to": round(float(np.mean(blocked)), 4)}
+
+
 def figure(path: Path, interp: Path, num_prompts: int, guidance: float, out: Path) -> dict:
     """Layered clips of held-out prompts (every second frame), drawn and searched."""
     keys, middles = load(load_checkpoint(path)), load(load_checkpoint(interp))
@@ -336,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     plot = commands.add_parser("curve", help="the learning curve of held-out judge runs")
     plot.add_argument("points", nargs="+", help="JSON:MINUTES, files of judge --held-out")
     plot.add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
+    chosen = commands.add_parser("moves", help="move search's first moves of held-out clauses")
+    chosen.add_argument("checkpoint", type=Path)
+    chosen.add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
+    chosen.add_argument("--seeds", type=int, default=2)
     where = commands.add_parser("start", help="where first key frames put the digit")
     where.add_argument("checkpoint", type=Path)
     where.add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
@@ -358,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "curve":
         rows = [curve(args.points, args.guidance, args.out)]
         args.out = args.out.with_suffix(".json")
+    elif args.command == "moves":
+        rows = [moves(args.checkpoint, args.prompts, args.guidance, args.seeds)]
     elif args.command == "start":
         rows = [start(args.checkpoint, args.prompts, args.guidance)]
     elif args.command == "judge":
