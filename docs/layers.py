@@ -218,20 +218,21 @@ def instrument(num_clips: int) -> list[dict]:
 
 def judged(path: Path, interp: Path, num_prompts: int, guidance: float, held_out: bool,
            move_temperatures: list[float], seed: int = 0, drawn: bool = True,
-           middle_search: bool = False) -> dict:
+           middle_search: bool = False, rerank: int = 1) -> dict:
     """Whole layered clips read by the judge: key frames drawn (if `drawn`), and by move search
     at each move temperature; `seed` draws another sample of every prompt; `middle_search`:
     middle frames by search too (`minivideo.models.cogvideo.middles`)."""
     keys, middles = load(load_checkpoint(path)), load(load_checkpoint(interp))
     row = {"checkpoint": str(path), "interp": str(interp), "guidance": guidance,
            **({"seed": seed} if seed else {}),
-           **({"middle_search": True} if middle_search else {})}
+           **({"middle_search": True} if middle_search else {}),
+           **({"rerank": rerank} if rerank > 1 else {})}
     for name, search, move in [("drawn", False, 1.0)] * drawn + [
             (f"searched_move_temperature_{t:g}", True, t) for t in move_temperatures]:
         figures = evaluate_text_to_video(keys, middles, pretrained("judge"), num_prompts,
                                          guidance=guidance, held_out=held_out, search=search,
                                          move_temperature=move, seed=seed,
-                                         middle_search=middle_search)
+                                         middle_search=middle_search, rerank=rerank)
         row[name] = figures
         print(f"guidance {guidance:g}, {name}: {figures}", flush=True)
     return row
@@ -270,7 +271,7 @@ def start(path: Path, num_prompts: int, guidance: float) -> dict:
             "real_first_frame_toward_direction": round(_toward(truth[:, 0], words), 4)}
 
 
-def moves(path: Path, num_prompts: int, guidance: float, seeds: int) -> dict:
+def moves(path: Path, num_prompts: int, guidance: float, seeds: int, rerank: int = 1) -> dict:
     """How often move search's first move of a held-out clause is its direction (the king's
     move of the word), over `seeds` samples, and how often the first key frame puts the digit
     against the wall it is told to move towards (that move cannot be proposed)."""
@@ -278,9 +279,12 @@ def moves(path: Path, num_prompts: int, guidance: float, seeds: int) -> dict:
     clauses, _ = prompt_layers(held_out_prompts(num_prompts))
     ids = torch.stack([encode_prompt(c) for c in clauses])
     truth = [tuple(int(v) for v in KING_MOVES[COMPASS.index(c.split()[-1])]) for c in clauses]
-    firsts, later, blocked = [], [], []
+    firsts, later, whole, blocked = [], [], [], []
     for seed in range(seeds):
-        frames, chosen = search_keyframes(keys, ids, guidance=guidance, seed=seed, max_blobs=1)
+        frames, chosen = search_keyframes(keys, ids, guidance=guidance, seed=seed, max_blobs=1,
+                                          rerank=rerank)
+        whole += [all(bool(m) and tuple(m[0]) == t for m in c)
+                  for c, t in zip(chosen, truth, strict=True)]
         # a move is a tuple per blob; a first key frame without ink has none
         firsts += [bool(c[0]) and tuple(c[0][0]) == t for c, t in zip(chosen, truth, strict=True)]
         later += [bool(m) and tuple(m[0]) == t
@@ -294,6 +298,8 @@ def moves(path: Path, num_prompts: int, guidance: float, seeds: int) -> dict:
     return {"checkpoint": str(path), "clauses": len(clauses), "seeds": seeds,
             "guidance": guidance, "first_move_is_direction": round(float(np.mean(firsts)), 4),
             "later_moves_are_direction": round(float(np.mean(later)), 4),
+            "all_four_moves_are_direction": round(float(np.mean(whole)), 4),
+            **({"rerank": rerank} if rerank > 1 else {}),
             "first_keyframe_at_the_wall_it_moves_to": round(float(np.mean(blocked)), 4)}
 
 
@@ -374,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
                                            help="skip the key frames drawn code by code")
     commands.choices["judge"].add_argument("--middle-search", action="store_true",
                                            help="middle frames by search (middles.py)")
+    commands.choices["judge"].add_argument("--rerank", type=int, default=1,
+                                           help="key-frame chains per layer, the best kept")
     commands.choices["judge"].add_argument("--move-temperature", type=float, nargs="+",
                                            default=[LAYER_MOVE_TEMPERATURE])
     commands.choices["figure"].add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
@@ -384,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen.add_argument("checkpoint", type=Path)
     chosen.add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
     chosen.add_argument("--seeds", type=int, default=2)
+    chosen.add_argument("--rerank", type=int, default=1)
     where = commands.add_parser("start", help="where first key frames put the digit")
     where.add_argument("checkpoint", type=Path)
     where.add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
@@ -407,13 +416,13 @@ def main(argv: list[str] | None = None) -> int:
         rows = [curve(args.points, args.guidance, args.out)]
         args.out = args.out.with_suffix(".json")
     elif args.command == "moves":
-        rows = [moves(args.checkpoint, args.prompts, args.guidance, args.seeds)]
+        rows = [moves(args.checkpoint, args.prompts, args.guidance, args.seeds, args.rerank)]
     elif args.command == "start":
         rows = [start(args.checkpoint, args.prompts, args.guidance)]
     elif args.command == "judge":
         rows = [judged(args.checkpoint, args.interp, args.prompts, g, args.held_out,
                        args.move_temperature, args.seed, not args.searched_only,
-                       args.middle_search)
+                       args.middle_search, args.rerank)
                 for g in args.guidance]
     else:
         rows = [figure(args.checkpoint, args.interp, args.prompts, args.guidance, args.out)]

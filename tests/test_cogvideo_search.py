@@ -13,9 +13,11 @@ from minivideo.models.cogvideo import (
     training_pair,
     video_sequence,
 )
+from minivideo.models.cogvideo.layout import digit_free
 from minivideo.models.cogvideo.search import (
     blobs,
     candidate_log_likelihood,
+    chain_scores,
     frame_log_likelihood,
     proposals,
     search_keyframes,
@@ -197,3 +199,27 @@ def test_search_text_to_video_keeps_the_searched_key_frames_and_fills_the_middle
     assert video.shape == (1, 17, GRID, GRID)
     assert torch.equal(video[:, ::4], keys)  # the hierarchy keeps its key frames
     assert torch.equal(video, search_text_to_video(keys_model, interp, captions, seed=4))
+
+
+@pytest.mark.parametrize("digit_dropout", [0.0, 0.5])
+def test_a_chain_scores_its_first_key_frame_and_moves_and_reranking_keeps_the_best(
+        digit_dropout):
+    model = tiny_stage(digit_dropout=digit_dropout).eval()
+    with torch.no_grad():
+        model.gate.fill_(0.5)  # the temporal channel counts
+    captions = ids("digit 3 moves left", "digit 8 moves up")
+    many = captions.repeat_interleave(3, 0)
+    frames, chosen, scores = chain_scores(model, many, guidance=2.0, seed=5, max_blobs=1)
+    # the plain path: each key frame's guided log-likelihood on whole sequences, summed
+    movers = digit_free(many) if digit_dropout else many
+    plain = frame_log_likelihood(model, many, frames[:, :1], guidance=2.0) + sum(
+        frame_log_likelihood(model, movers, frames[:, : k + 1], guidance=2.0)
+        for k in range(1, 5))
+    assert torch.allclose(scores, plain, atol=1e-3)
+    assert len({tuple(f.flatten().tolist()) for f in frames[:, 0]}) > 2  # chains differ
+    kept, kept_moves = search_keyframes(model, captions, guidance=2.0, seed=5, max_blobs=1,
+                                        rerank=3)
+    best = scores.view(2, 3).argmax(1) + torch.tensor([0, 3])
+    assert torch.equal(kept, frames[best]) and kept_moves == [chosen[int(i)] for i in best]
+    with pytest.raises(ValueError, match="rerank must be a positive int"):
+        search_keyframes(model, captions, rerank=0)

@@ -238,7 +238,7 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
                            temperature: float = 1.0,
                            given: torch.Tensor | None = None,
                            search: bool = False, move_temperature: float = 1.0,
-                           middle_search: bool = False) -> dict[str, float]:
+                           middle_search: bool = False, rerank: int = 1) -> dict[str, float]:
     """The whole hierarchy on prompts of test clips (or, with held_out, on prompts made only of
     (digit, direction) pairs the stages never trained on): caption accuracy, seconds per clip.
 
@@ -247,7 +247,8 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
     search=True: key frames by move search (`minivideo.models.cogvideo.search`), each move drawn
     with probability ∝ exp(score / move_temperature). Stages trained on clips of one digit draw
     each prompt's clauses as layers (`layered_text_to_video`, with or without search; and
-    middle_search=True: their middle frames by search too, `minivideo.models.cogvideo.middles`).
+    middle_search=True: their middle frames by search too, `minivideo.models.cogvideo.middles`;
+    rerank K: the best-scored of K key-frame chains per layer, `search_keyframes`).
     """
     layered = keyframes_model.config.digits == 1
     if middle_search and not layered:
@@ -278,7 +279,7 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
                                           guidance=guidance, seed=seed + start,
                                           temperature=temperature, search=search,
                                           move_temperature=move_temperature,
-                                          middle_search=middle_search)
+                                          middle_search=middle_search, rerank=rerank)
             videos.append(torch.from_numpy(to_uint8(video)))
             continue
         ids = _ids(captions[start : start + batch_size])
@@ -300,7 +301,8 @@ def evaluate_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo, ju
             **({f"{prefix}search": True, f"{prefix}move_temperature": move_temperature}
                if search else {}),
             **({f"{prefix}layered": True} if layered else {}),
-            **({f"{prefix}middle_search": True} if middle_search else {})}
+            **({f"{prefix}middle_search": True} if middle_search else {}),
+            **({f"{prefix}rerank": rerank} if rerank > 1 else {})}
 
 
 def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, float]:

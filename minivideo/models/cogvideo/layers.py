@@ -67,11 +67,13 @@ def layered_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo,
                           prompts: list[str], *, guidance: float = 1.0, seed: int = 0,
                           temperature: float = 1.0, search: bool = False,
                           move_temperature: float = 1.0, progress: bool = False,
-                          batch_size: int = 32, middle_search: bool = False) -> torch.Tensor:
+                          batch_size: int = 32, middle_search: bool = False,
+                          rerank: int = 1) -> torch.Tensor:
     """Prompts → clips float [0, 1] (b, 17, H, W): each clause drawn by the whole hierarchy as a
     clip of its own (key frames by move search if `search`, each move drawn with probability
-    ∝ exp(score / move_temperature); middle frames by search if `middle_search`, `middles.py`),
-    decoded, and a prompt's layers composed by their pixel-wise maximum."""
+    ∝ exp(score / move_temperature), the best-scored of `rerank` chains; middle frames by
+    search if `middle_search`, `middles.py`), decoded, and a prompt's layers composed by their
+    pixel-wise maximum."""
     check_layer_stages(keyframes_model, interp_model)
     clauses, owner = prompt_layers(prompts)
     captions = torch.stack([encode_prompt(clause) for clause in clauses])
@@ -82,7 +84,8 @@ def layered_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo,
         if middle_search:
             keys = (search_keyframes(keyframes_model, ids, guidance=guidance, seed=seed + start,
                                      temperature=temperature, max_blobs=1,
-                                     move_temperature=move_temperature)[0] if search else
+                                     move_temperature=move_temperature, rerank=rerank)[0]
+                    if search else
                     sample_keyframes(keyframes_model, ids, guidance=guidance, seed=seed + start,
                                      temperature=temperature))
             codes = search_middles(interp_model, ids, keys, guidance=guidance,
@@ -90,7 +93,8 @@ def layered_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo,
         elif search:
             codes = search_text_to_video(keyframes_model, interp_model, ids, guidance=guidance,
                                          seed=seed + start, temperature=temperature,
-                                         max_blobs=1, move_temperature=move_temperature)
+                                         max_blobs=1, move_temperature=move_temperature,
+                                         rerank=rerank)
         else:
             codes = text_to_video(keyframes_model, interp_model, ids, guidance=guidance,
                                   seed=seed + start, temperature=temperature, progress=progress)

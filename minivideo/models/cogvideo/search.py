@@ -214,11 +214,38 @@ def candidate_log_likelihood(model: CogVideo, captions: torch.Tensor, history: t
 @torch.no_grad()
 def search_keyframes(model: CogVideo, captions: torch.Tensor, *, guidance: float = 1.0,
                      seed: int = 0, temperature: float = 1.0, move_temperature: float = 1.0,
-                     max_blobs: int = 2,
-                     given: torch.Tensor | None = None) -> tuple[torch.Tensor, list[list]]:
+                     max_blobs: int = 2, given: torch.Tensor | None = None,
+                     rerank: int = 1) -> tuple[torch.Tensor, list[list]]:
     """Key frames (b, 5, h, w) by move search (see the module's docstring), and the moves chosen
     (per clip, per later key frame: one (dy, dx) per blob). `given` (b, 1, h, w): the first key
-    frame, instead of drawing it."""
+    frame, instead of drawing it. `rerank` K > 1: K chains per caption, each from a first key
+    frame of its own, and the one the stage scores highest (`chain_scores`) is kept."""
+    if not isinstance(rerank, int) or isinstance(rerank, bool) or rerank < 1:
+        raise ValueError(f"rerank must be a positive int (chains per caption), got {rerank!r}")
+    if rerank == 1:
+        frames, chosen, _ = chain_scores(model, captions, guidance=guidance, seed=seed,
+                                         temperature=temperature, max_blobs=max_blobs,
+                                         move_temperature=move_temperature, given=given)
+        return frames, chosen
+    many = captions.repeat_interleave(rerank, 0)
+    given = None if given is None else given.repeat_interleave(rerank, 0)
+    frames, chosen, scores = chain_scores(model, many, guidance=guidance, seed=seed,
+                                          temperature=temperature, max_blobs=max_blobs,
+                                          move_temperature=move_temperature, given=given)
+    best = scores.view(len(captions), rerank).argmax(1).cpu()
+    keep = torch.arange(len(captions)) * rerank + best
+    return frames[keep.to(frames.device)], [chosen[int(i)] for i in keep]
+
+
+@torch.no_grad()
+def chain_scores(model: CogVideo, captions: torch.Tensor, *, guidance: float = 1.0,
+                 seed: int = 0, temperature: float = 1.0, move_temperature: float = 1.0,
+                 max_blobs: int = 2, given: torch.Tensor | None = None,
+                 ) -> tuple[torch.Tensor, list[list], torch.Tensor]:
+    """`search_keyframes` once per caption, with each chain's score: the stage's guided
+    log-likelihood of its first key frame plus those of the moves it chose (b,). A chain whose
+    first key frame leaves no room for the caption's motion scores low: reranking by it is
+    CogView's self-reranking, at the level of whole key-frame chains."""
     config = check_stage(model, "keyframes")
     guidance = check_guidance(guidance)
     if not move_temperature > 0:
@@ -240,6 +267,7 @@ def search_keyframes(model: CogVideo, captions: torch.Tensor, *, guidance: float
                                 temperature=temperature, top_k=None, top_p=None, greedy=False)
     else:
         frames = given[:, :1].to(device=device, dtype=torch.long)
+    total = frame_log_likelihood(model, captions, frames, guidance=guidance)
     chosen: list[list] = [[] for _ in captions]
     # a stage that learned directions without digit words scores its moves so (the digit's
     # shape is already drawn): the direction it reads is then the one it learned for every digit
@@ -259,20 +287,22 @@ def search_keyframes(model: CogVideo, captions: torch.Tensor, *, guidance: float
             j = int(torch.multinomial(probs, 1, generator=generator))
             picked.append(candidates[start + j])
             chosen[i].append(options[i][1][j])
+            total[i] += scores[start + j]
             start += n
         frames = torch.cat([frames, torch.stack(picked)[:, None]], 1)
-    return frames, chosen
+    return frames, chosen, total
 
 
 def search_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo,
                          captions: torch.Tensor, *, guidance: float = 1.0, seed: int = 0,
                          temperature: float = 1.0, given: torch.Tensor | None = None,
-                         max_blobs: int = 2, move_temperature: float = 1.0) -> torch.Tensor:
+                         max_blobs: int = 2, move_temperature: float = 1.0,
+                         rerank: int = 1) -> torch.Tensor:
     """`text_to_video` with key frames by move search: caption word ids (b, 26) → codes
     (b, 17, h, w); the interpolation stage fills the middles as usual. `max_blobs`: digits a
     clip (1 for a layer, `layers.py`)."""
     keys, _ = search_keyframes(keyframes_model, captions, guidance=guidance, seed=seed,
                                temperature=temperature, given=given, max_blobs=max_blobs,
-                               move_temperature=move_temperature)
+                               move_temperature=move_temperature, rerank=rerank)
     return interpolate(interp_model, captions, keys, guidance=guidance, seed=seed + 1,
                        **_sampling_kwargs(temperature, None, None, False))
