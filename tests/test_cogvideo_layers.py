@@ -153,10 +153,10 @@ def test_the_layer_targets_and_the_sample_command(tmp_path, capsys):
     keys, interp = (build_model_from_checkpoint(tmp_path / f"cogvideo-{n}.pt").eval()
                     for n in ("keyframes", "interp"))
     expected = layered_text_to_video(keys, interp, [PROMPTS[0]] * 2, guidance=2.0, seed=0,
-                                     search=True, middle_search=True)
-    # the defaults: guidance 2, key frames and middles searched
+                                     search=True, middle_search=True, rerank=4)
+    # the defaults: guidance 2, key frames searched (the best of 4 chains), middles searched
     assert np.array_equal(videos, to_uint8(expected))
-    assert cli_main([*argv, "--middles", "drawn"]) == 0
+    assert cli_main([*argv, "--middles", "drawn", "--rerank", "1"]) == 0
     with np.load(out) as saved:
         drawn = layered_text_to_video(keys, interp, [PROMPTS[0]] * 2, guidance=2.0, seed=0,
                                       search=True)
@@ -171,6 +171,8 @@ def test_the_layer_targets_and_the_sample_command(tmp_path, capsys):
     with_two = [two_digit if a == str(tmp_path) else a for a in argv]
     for bad, message in ((with_mixed, "both be layer stages"),
                          ([*with_two, "--middles", "searched"], "needs the layer stages"),
+                         ([*with_two, "--rerank", "3"], "ranks chains of searched key frames"),
+                         ([*argv, "--rerank", "0"], "--rerank must be a positive number"),
                          ([*argv, "--top-k", "4"], "apply to key frames drawn")):
         with pytest.raises(SystemExit) as err:  # a one-line user error, not a traceback
             cli_main(bad)

@@ -191,6 +191,20 @@ def load_cogvideo_stages(spec: str | None, keyframes: str, guidance: float | Non
     return keys, interp, search, guidance
 
 
+def layer_rerank(rerank: int | None, keys, search: bool) -> int:
+    """What --rerank asks: key-frame chains per layer (`LAYER_RERANK` by default for layer
+    stages whose key frames are searched; 1 otherwise)."""
+    layered = keys.config.digits == 1
+    if rerank is None:
+        return cogvideo.LAYER_RERANK if layered and search else 1
+    if rerank < 1:
+        raise UsageError(f"--rerank must be a positive number of chains, got {rerank}")
+    if rerank > 1 and not (layered and search):
+        raise UsageError("--rerank ranks chains of searched key frames of layer stages; use it "
+                         "with the layer stages and --keyframes searched (or auto)")
+    return rerank
+
+
 def middles_searched(middles: str, keys) -> bool:
     """What --middles asks of a key-frame stage: middle frames by search (`middles.py`), by
     default for layer stages (`LAYER_MIDDLES`), never for two-digit ones."""

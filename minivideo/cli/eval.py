@@ -39,6 +39,7 @@ from minivideo.checkpoints import build_model_from_checkpoint
 from minivideo.cli.common import (
     UsageError,
     add_threads_option,
+    layer_rerank,
     load_cogvideo_stages,
     middles_searched,
     positive_int,
@@ -52,6 +53,7 @@ from minivideo.metrics.judge import MIN_FRAMES, Judge, judge_features
 from minivideo.metrics.prediction import prediction_error, split_context
 from minivideo.metrics.reference import DEGRADATIONS, degrade
 from minivideo.models import cogvideo
+from minivideo.models.cogvideo import LAYER_RERANK
 from minivideo.models.videogpt import VideoGPT
 from minivideo.pretrained import pretrained
 
@@ -96,6 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cogvideo.add_argument("--middles", choices=("auto", "drawn", "searched"), default="auto",
                           help="middle frames drawn by the interpolation stage or by search; "
                                "auto: searched for layer stages, else drawn")
+    cogvideo.add_argument("--rerank", type=int, default=None,
+                          help="key-frame chains per layer, the best-scored kept (default "
+                               f"{LAYER_RERANK} for layer stages)")
     cogvideo.add_argument("--checkpoint", default=None,
                           help="KEYFRAMES.pt,INTERP.pt (default: the shipped layer stages; "
                                "checkpoints/cogvideo-keyframes.pt,checkpoints/cogvideo-interp.pt "
@@ -278,7 +283,8 @@ def run_cogvideo(args: argparse.Namespace) -> int:
             keys, interp, judge, num_prompts=args.num, guidance=guidance, seed=args.seed,
             held_out=args.held_out, temperature=args.temperature, search=search,
             move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE if layered else 1.0,
-            middle_search=middles_searched(args.middles, keys))
+            middle_search=middles_searched(args.middles, keys),
+            rerank=layer_rerank(args.rerank, keys, search))
     figures.update(cogvideo_quality.evaluate_cogview_frames(
         pretrained("cogview"), judge, num_frames=2 * args.num, guidance=guidance,
         seed=args.seed, temperature=args.temperature))

@@ -27,6 +27,7 @@ from minivideo.cli.common import (
     UsageError,
     add_threads_option,
     checked_out_path,
+    layer_rerank,
     load_cogvideo_stages,
     load_model,
     load_videogpt,
@@ -70,6 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cogvideo: middle frames drawn by the interpolation stage code by "
                              "code, or by search (the layer's digit shifted, picked by that "
                              "stage's scores); auto: searched for layer stages, else drawn")
+    parser.add_argument("--rerank", type=int, default=None,
+                        help="cogvideo, layer stages with searched key frames: key-frame chains "
+                             "drawn per layer, the one the stage scores highest kept (default "
+                             f"{cogvideo.LAYER_RERANK}; 1: the first)")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
@@ -170,6 +175,7 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
                                                           args.guidance, device)
     layered = keys.config.digits == 1
     middle_search = middles_searched(args.middles, keys)
+    rerank = layer_rerank(args.rerank, keys, search)
     if search and (args.top_k is not None or args.top_p is not None):
         raise UsageError("--top-k and --top-p apply to key frames drawn code by code; add "
                          "--keyframes drawn, or leave them out")
@@ -183,7 +189,8 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
             video = cogvideo.layered_text_to_video(
                 keys, interp, [args.prompt] * n, guidance=guidance, seed=seed,
                 temperature=args.temperature, search=search,
-                move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE, middle_search=middle_search)
+                move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE, middle_search=middle_search,
+                rerank=rerank)
             parts.append(to_uint8(video))
             continue
         captions = repeat(caption, "l -> n l", n=n)

@@ -82,6 +82,7 @@ from minivideo.models.cogvideo.layers import (
     LAYER_GUIDANCE,
     LAYER_MIDDLES,
     LAYER_MOVE_TEMPERATURE,
+    LAYER_RERANK,
     layered_text_to_video,
     prompt_layers,
 )
@@ -141,7 +142,7 @@ __all__ = [
     "encode_prompt", "EncodedClips", "fill_middle", "frame_caption", "FRAME_STRIDES",
     "frame_tokens", "FrameCaptionDataset", "interpolate", "interpolate_once",
     "KEYFRAME_STRIDE", "KEYFRAME_STRIDE_WEIGHTS", "LAYER_GUIDANCE", "LAYER_MIDDLES",
-    "LAYER_MOVE_TEMPERATURE",
+    "LAYER_MOVE_TEMPERATURE", "LAYER_RERANK",
     "LAYERS",
     "layered_text_to_video", "load_tokenizer", "prompt_layers", "motion_caption",
     "NUM_KEYFRAMES", "PRESETS", "quadrant", "sample_images", "sample_keyframes",

@@ -37,6 +37,9 @@ LAYER_MOVE_TEMPERATURE = 1.0
 # interpolation stage's scores; `middles.py`) or "drawn" code by code. Chosen on test prompts
 # (docs/layers.py judge --middle-search; round eight in README).
 LAYER_MIDDLES = "searched"
+# Key-frame chains drawn per layer by move search, the one the stage scores highest kept
+# (`search.chain_scores`): a first key frame that leaves no room for the caption's motion loses.
+LAYER_RERANK = 4
 
 
 def prompt_layers(prompts: list[str]) -> tuple[list[str], list[int]]:
