@@ -303,19 +303,24 @@ def moves(path: Path, num_prompts: int, guidance: float, seeds: int, rerank: int
             "first_keyframe_at_the_wall_it_moves_to": round(float(np.mean(blocked)), 4)}
 
 
-def figure(path: Path, interp: Path, num_prompts: int, guidance: float, out: Path) -> dict:
-    """Layered clips of held-out prompts (every second frame), drawn and searched."""
+def figure(path: Path, interp: Path, num_prompts: int, guidance: float, out: Path,
+           rerank: int = 1) -> dict:
+    """Layered clips of held-out prompts (every second frame), drawn and searched; with
+    `rerank` K > 1, searched from one key-frame chain and the best of K instead."""
     keys, middles = load(load_checkpoint(path)), load(load_checkpoint(interp))
     prompts = held_out_prompts(num_prompts)
+    ways = ([("drawn", False, 1), ("searched", True, 1)] if rerank == 1 else
+            [("searched, one chain", True, 1), (f"searched, best of {rerank}", True, rerank)])
     rows, titles = [], []
-    for search in (False, True):
+    for name, search, chains in ways:
         clips = layered_text_to_video(keys, middles, prompts, guidance=guidance, seed=0,
-                                      search=search)
+                                      search=search, rerank=chains)
         rows.append(to_uint8(clips[:, ::2]))
-        titles += [f"{'searched' if search else 'drawn'}: {p}" for p in prompts]
+        titles += [f"{name}: {p}" for p in prompts]
     frames = np.concatenate(rows)
     save_frame_strip(frames, out, titles=titles)
-    return {"prompts": prompts, "guidance": guidance, "png": str(out)}
+    return {"prompts": prompts, "guidance": guidance, "png": str(out),
+            **({"rerank": rerank} if rerank > 1 else {})}
 
 
 def _reads(row: dict, how: str) -> dict:
@@ -385,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.choices["judge"].add_argument("--move-temperature", type=float, nargs="+",
                                            default=[LAYER_MOVE_TEMPERATURE])
     commands.choices["figure"].add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
+    commands.choices["figure"].add_argument("--rerank", type=int, default=1)
     plot = commands.add_parser("curve", help="the learning curve of held-out judge runs")
     plot.add_argument("points", nargs="+", help="JSON:MINUTES, files of judge --held-out")
     plot.add_argument("--guidance", type=float, default=LAYER_GUIDANCE)
@@ -425,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                        args.middle_search, args.rerank)
                 for g in args.guidance]
     else:
-        rows = [figure(args.checkpoint, args.interp, args.prompts, args.guidance, args.out)]
+        rows = [figure(args.checkpoint, args.interp, args.prompts, args.guidance, args.out,
+                       args.rerank)]
         args.out = args.out.with_suffix(".json")
     write_rows("layers.py", argv, rows, args.out)
     return 0
