@@ -93,14 +93,16 @@ def main() -> None:
     keys, interp = pretrained("cogvideo-layer-keyframes"), pretrained("cogvideo-layer-interp")
     prompts = [p for p in PROMPTS for _ in range(2)]
     texted = to_uint8(cogvideo.layered_text_to_video(
-        keys, interp, prompts, guidance=cogvideo.LAYER_GUIDANCE, seed=args.seed, search=True))
+        keys, interp, prompts, guidance=cogvideo.LAYER_GUIDANCE, seed=args.seed, search=True,
+        rerank=cogvideo.LAYER_RERANK, middle_search=cogvideo.LAYER_MIDDLES == "searched"))
     rows = [real, predicted, texted[:, :16]]
     save_video(grid(rows), args.out / "samples.gif", fps=8, scale=2)
     record["samples.gif"] = {
         "rows": ["real (test digits)",
                  f"videogpt: first {k} frames given, the rest sampled",
                  "cogvideo-layer-keyframes + cogvideo-layer-interp: text to video in layers, "
-                 "key frames by move search (first 16 of 17 frames)"],
+                 f"key frames by move search, the best of {cogvideo.LAYER_RERANK} chains, "
+                 f"middles {cogvideo.LAYER_MIDDLES} (first 16 of 17 frames)"],
         "prompts (row 3, two samples each)": list(PROMPTS),
         "guidance": cogvideo.LAYER_GUIDANCE,
     }

@@ -153,14 +153,14 @@ def test_the_layer_targets_and_the_sample_command(tmp_path, capsys):
     keys, interp = (build_model_from_checkpoint(tmp_path / f"cogvideo-{n}.pt").eval()
                     for n in ("keyframes", "interp"))
     expected = layered_text_to_video(keys, interp, [PROMPTS[0]] * 2, guidance=2.0, seed=0,
-                                     search=True, middle_search=True, rerank=4)
-    # the defaults: guidance 2, key frames searched (the best of 4 chains), middles searched
+                                     search=True, rerank=4)
+    # the defaults: guidance 2, key frames searched (the best of 4 chains), middles drawn
     assert np.array_equal(videos, to_uint8(expected))
-    assert cli_main([*argv, "--middles", "drawn", "--rerank", "1"]) == 0
+    assert cli_main([*argv, "--middles", "searched", "--rerank", "1"]) == 0
     with np.load(out) as saved:
-        drawn = layered_text_to_video(keys, interp, [PROMPTS[0]] * 2, guidance=2.0, seed=0,
-                                      search=True)
-        assert np.array_equal(saved["videos"], to_uint8(drawn))
+        searched = layered_text_to_video(keys, interp, [PROMPTS[0]] * 2, guidance=2.0, seed=0,
+                                         search=True, middle_search=True)
+        assert np.array_equal(saved["videos"], to_uint8(searched))
         assert not np.array_equal(saved["videos"], videos)
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "two.pt", model=KEYFRAMES.build_model("tiny"))

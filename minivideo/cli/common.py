@@ -206,8 +206,8 @@ def layer_rerank(rerank: int | None, keys, search: bool) -> int:
 
 
 def middles_searched(middles: str, keys) -> bool:
-    """What --middles asks of a key-frame stage: middle frames by search (`middles.py`), by
-    default for layer stages (`LAYER_MIDDLES`), never for two-digit ones."""
+    """What --middles asks of a key-frame stage: middle frames by search (`middles.py`) or
+    drawn; auto: `LAYER_MIDDLES` for layer stages, drawn for two-digit ones."""
     layered = keys.config.digits == 1
     if middles == "searched" and not layered:
         raise UsageError("--middles searched moves one rigid digit: it needs the layer stages "

@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                "searched for layer stages (the default pair), else drawn")
     cogvideo.add_argument("--middles", choices=("auto", "drawn", "searched"), default="auto",
                           help="middle frames drawn by the interpolation stage or by search; "
-                               "auto: searched for layer stages, else drawn")
+                               "auto: LAYER_MIDDLES (drawn) for layer stages, else drawn")
     cogvideo.add_argument("--rerank", type=int, default=None,
                           help="key-frame chains per layer, the best-scored kept (default "
                                f"{LAYER_RERANK} for layer stages)")

@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--middles", choices=("auto", "drawn", "searched"), default="auto",
                         help="cogvideo: middle frames drawn by the interpolation stage code by "
                              "code, or by search (the layer's digit shifted, picked by that "
-                             "stage's scores); auto: searched for layer stages, else drawn")
+                             "stage's scores); auto: LAYER_MIDDLES (drawn) for layer stages, "
+                             "else drawn")
     parser.add_argument("--rerank", type=int, default=None,
                         help="cogvideo, layer stages with searched key frames: key-frame chains "
                              "drawn per layer, the one the stage scores highest kept (default "
