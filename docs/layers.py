@@ -79,20 +79,56 @@ The stages retrained by their registered targets on the corrected captions, one 
 and measured with the commands above, `runs/s32/keys.pt --interp runs/s32/interp.pt`, into
 `docs/figures/walls_*.json` (instrument, ceiling, judge, judge_held_out, curve_step*, start).
 
-Round eight: middle frames by search (`minivideo.models.cogvideo.middles`: the layer's digit
-shifted in pixels to where it can be halfway, each proposal scored by the interpolation stage),
-and a key-frame stage that also learns directions without the digit word
-(`cogvideo-layer-keyframes-motion`, `CogVideoConfig.digit_dropout`). `ceiling` gains the row
-`layer_keyframes_middles_searched`; `judge --middle-search` fills the middles so, `--seed S`
-draws another sample of every prompt and `--searched-only` skips the drawn key frames:
+Round eight (runs/s32/round6-*.pt are copies of the shipped stages). ``moves``: the first /
+later / all four searched moves of the held-out clauses that are the clause's direction, and
+first key frames against the wall the digit is told to move to, over `--seeds` samples:
+
+    python docs/layers.py moves runs/s32/round6-keys.pt --prompts 45 --seeds 2 \
+        --out docs/figures/rerank_moves_one_chain.json
+    python docs/layers.py moves runs/s32/round6-keys.pt --prompts 45 --seeds 2 --rerank 4 \
+        --out docs/figures/rerank_moves.json
+
+The best of K key-frame chains (`search_keyframes(..., rerank=K)`, `chain_scores`), judged on
+the held-out prompts (`--seed S`: another sample of every prompt; `--searched-only`: no drawn
+key frames) and on the test prompts, which chose the default `LAYER_RERANK = 4`:
+
+    python docs/layers.py judge runs/s32/round6-keys.pt --interp runs/s32/round6-interp.pt \
+        --prompts 45 --guidance 2 --held-out --searched-only --rerank 4 --seed 0 \
+        --out docs/figures/rerank_held_out_seed0.json        # and --seed 1
+    python docs/layers.py judge ... --held-out --searched-only --seed 1 \
+        --out docs/figures/rerank_held_out_one_chain_seed1.json
+    python docs/layers.py judge ... --prompts 45 --guidance 1 3 --held-out --searched-only \
+        --rerank 4 --out docs/figures/rerank_held_out_guidance13.json
+    python docs/layers.py judge ... --prompts 32 --guidance 2 --searched-only [--rerank 4] \
+        --out docs/figures/rerank_test[_one_chain].json
+    python docs/layers.py figure runs/s32/round6-keys.pt --interp runs/s32/round6-interp.pt \
+        --prompts 4 --rerank 4 --out docs/figures/rerank_held_out.png
+
+Middle frames by search (`minivideo.models.cogvideo.middles`: the layer's digit shifted in
+pixels to where it can be halfway, each proposal scored by the interpolation stage; `ceiling`
+gains the row `layer_keyframes_middles_searched`, `judge --middle-search`):
 
     python docs/layers.py ceiling runs/s32/interp.pt --prompts 32 --guidance 2 \
         --out docs/figures/middles_ceiling.json
     python docs/layers.py judge runs/s32/round6-keys.pt --interp runs/s32/round6-interp.pt \
         --prompts 45 --guidance 2 --held-out --searched-only --middle-search \
         --out docs/figures/middles_round_six_held_out.json
+    python docs/layers.py judge ... --prompts 32 --guidance 2 --searched-only --rerank 4 \
+        --middle-search --out docs/figures/middles_test.json
+    python docs/layers.py judge runs/s32/keys.pt --interp runs/s32/interp.pt --prompts 45 \
+        --guidance 2 --held-out --searched-only --middle-search --seed 0 \
+        --out docs/figures/middles_round_seven_held_out_seed0.json      # and --seed 1
+
+A key-frame stage that also learns directions without the digit word
+(`cogvideo-layer-keyframes-motion`, `CogVideoConfig.digit_dropout`), its chains and clips:
+
     python -m minivideo train cogvideo-layer-keyframes-motion --config small --steps 4800 \
         --threads 1 --bf16 --save-every 250 --keep-every 1000 --no-eval --out runs/s33/motion.pt
+    python docs/layers.py moves runs/s33/motion.pt --prompts 45 --seeds 2 [--rerank 4] \
+        --out docs/figures/digit_dropout_moves[_one_chain].json
+    python docs/layers.py judge runs/s33/motion.pt --interp runs/s32/round6-interp.pt \
+        --prompts 45 --guidance 2 --held-out --searched-only --rerank 4 --seed 0 \
+        --out docs/figures/digit_dropout_held_out_seed0.json           # and --seed 1
 The learning curve, from the snapshots' held-out judge runs (`--prompts 45 --guidance 2`) and the
 CPU minutes each snapshot had trained (step × 5,808 s / 7,000 steps):
 
