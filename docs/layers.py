@@ -268,7 +268,8 @@ def judged(path: Path, interp: Path, num_prompts: int, guidance: float, held_out
         figures = evaluate_text_to_video(keys, middles, pretrained("judge"), num_prompts,
                                          guidance=guidance, held_out=held_out, search=search,
                                          move_temperature=move, seed=seed,
-                                         middle_search=middle_search, rerank=rerank)
+                                         middle_search=middle_search,
+                                         rerank=rerank if search else 1)  # chains are searched
         row[name] = figures
         print(f"guidance {guidance:g}, {name}: {figures}", flush=True)
     return row

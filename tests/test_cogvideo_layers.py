@@ -110,6 +110,8 @@ def test_layers_need_stages_trained_on_one_digit(layer_stages):
         layered_text_to_video(two, interp, PROMPTS)
     with pytest.raises(TypeError, match="stage 'interp'"):
         layered_text_to_video(keys, keys, PROMPTS)
+    with pytest.raises(ValueError, match="rerank=4 ranks chains of searched key frames"):
+        layered_text_to_video(keys, interp, PROMPTS, rerank=4)
 
 
 def test_a_layer_stage_is_judged_on_prompts_of_two_digits(layer_stages):

@@ -81,6 +81,9 @@ def layered_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo,
     search if `middle_search`, `middles.py`), decoded, and a prompt's layers composed by their
     pixel-wise maximum."""
     check_layer_stages(keyframes_model, interp_model)
+    if rerank != 1 and not search:
+        raise ValueError(f"rerank={rerank!r} ranks chains of searched key frames: it needs "
+                         "search=True")
     clauses, owner = prompt_layers(prompts)
     captions = torch.stack([encode_prompt(clause) for clause in clauses])
     tokenizer = tokenizer_of(keyframes_model)
