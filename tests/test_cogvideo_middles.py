@@ -61,7 +61,7 @@ def test_search_middles_keeps_the_key_frames_and_fills_every_middle():
     clips = search_middles(stage, captions, keys, guidance=2.0, seed=0)
     assert clips.shape == (2, 17, 8, 8) and torch.equal(clips[:, ::4], keys)
     assert torch.equal(clips, search_middles(stage, captions, keys, guidance=2.0, seed=0))
-    with pytest.raises(ValueError, match="needs an interpolation stage trained on clips of one"):
+    with pytest.raises(ValueError, match="needs an interpolation stage trained on compass clips of one digit"):
         search_middles(tiny_interp(), captions, keys)
     with pytest.raises(ValueError, match="move_temperature must be > 0"):
         search_middles(stage, captions, keys, move_temperature=0)

@@ -37,7 +37,6 @@ from minivideo.models.cogvideo.layout import KEYFRAME_STRIDE
 from minivideo.models.cogvideo.model import CogVideo
 from minivideo.models.cogvideo.search import candidate_log_likelihood
 
-STEP_PX = 2  # the layer clips' motion per frame (`LAYER_OPTIONS["compass_step_px"]`)
 KEEP_INK = 0.97  # a proposal must keep this share of the digit's ink on the canvas
 
 
@@ -58,24 +57,27 @@ def ink_centre(images: torch.Tensor) -> torch.Tensor:
     return torch.stack([rows, cols], -1)
 
 
-def _span(move: float, reach: int) -> list[int]:
-    """Offsets (multiples of the step) that a digit moving at most `reach` px per axis can hold
+def _span(move: float, reach: int, step: int) -> list[int]:
+    """Offsets (multiples of `step`) that a digit moving at most `reach` px per axis can hold
     halfway, `reach` from each neighbour: within reach of no move and of `move` (rounded)."""
-    end = STEP_PX * round(move / STEP_PX)
+    end = step * round(move / step)
     low, high = max(-reach, end - reach), min(reach, end + reach)
     if low > high:  # neighbours too far apart for the speed: the halfway point alone
-        low = high = STEP_PX * round(end / 2 / STEP_PX)
-    return list(range(low, high + 1, STEP_PX))
+        low = high = step * round(end / 2 / step)
+    return list(range(low, high + 1, step))
 
 
-def middle_proposals(left: torch.Tensor, right: torch.Tensor, frames: int) -> list[torch.Tensor]:
+def middle_proposals(left: torch.Tensor, right: torch.Tensor, frames: int,
+                     step_px: int = 2) -> list[torch.Tensor]:
     """Per pair of decoded neighbours (n, H, W), `frames` frames from the middle each: the left
-    digit at each offset it can reach at the clips' speed (m_i, H, W), m_i ≥ 1."""
+    digit at each offset it can reach moving `step_px` px a frame per axis (the clips' speed,
+    `CogVideoConfig.compass_step_px`), (m_i, H, W) with m_i ≥ 1."""
     moves = ink_centre(right) - ink_centre(left)
-    reach = STEP_PX * frames
+    reach = step_px * frames
     out = []
     for image, (my, mx) in zip(left, moves.tolist(), strict=True):
-        offsets = [(dy, dx) for dy in _span(my, reach) for dx in _span(mx, reach)]
+        offsets = [(dy, dx) for dy in _span(my, reach, step_px)
+                   for dx in _span(mx, reach, step_px)]
         shifted = torch.stack([shift_pixels(image, dy, dx) for dy, dx in offsets])
         kept = shifted.sum((-2, -1)) >= KEEP_INK * image.sum()
         if not kept.any():  # every offset pushes ink off: the closest to halfway stays
@@ -92,9 +94,11 @@ def search_middles(model: CogVideo, captions: torch.Tensor, keyframes: torch.Ten
     frames (b, f, h, w) of one digit → codes (b, 4(f − 1) + 1, h, w)."""
     config = check_stage(model, "interp")
     guidance = check_guidance(guidance)
-    if config.digits != 1:
-        raise ValueError("middle search moves one rigid digit: it needs an interpolation stage "
-                         f"trained on clips of one digit (digits=1), got digits={config.digits}")
+    if config.digits != 1 or config.motion != "compass":
+        raise ValueError("middle search moves one rigid digit at a fixed speed: it needs an "
+                         "interpolation stage trained on compass clips of one digit (digits=1, "
+                         f"motion='compass'), got digits={config.digits}, "
+                         f"motion={config.motion!r}")
     if not move_temperature > 0:
         raise ValueError(f"move_temperature must be > 0, got {move_temperature!r}")
     tokenizer = tokenizer_of(model)
@@ -106,7 +110,8 @@ def search_middles(model: CogVideo, captions: torch.Tensor, keyframes: torch.Ten
         b, f = frames.shape[:2]
         left, right = frames[:, :-1].flatten(0, 1), frames[:, 1:].flatten(0, 1)
         pixels = tokenizer.decode(torch.stack([left, right], 1))  # (b (f-1)) 2 H W
-        options = middle_proposals(pixels[:, 0], pixels[:, 1], stride)
+        options = middle_proposals(pixels[:, 0], pixels[:, 1], stride,
+                                   step_px=round(config.compass_step_px))
         candidates = tokenizer.encode(torch.cat(options)[:, None])[:, 0]
         owner = torch.repeat_interleave(torch.arange(len(options)),
                                         torch.tensor([len(o) for o in options]))
