@@ -94,7 +94,7 @@ key frames) and on the test prompts, which chose the default `LAYER_RERANK = 4`:
 
     python docs/layers.py judge runs/s32/round6-keys.pt --interp runs/s32/round6-interp.pt \
         --prompts 45 --guidance 2 --held-out --searched-only --rerank 4 --seed 0 \
-        --out docs/figures/rerank_held_out_seed0.json        # and --seed 1
+        --out docs/figures/rerank_held_out_seed0.json        # and --seed 1, 2, 3
     python docs/layers.py judge ... --held-out --searched-only --seed 1 \
         --out docs/figures/rerank_held_out_one_chain_seed1.json
     python docs/layers.py judge ... --prompts 45 --guidance 1 3 --held-out --searched-only \
