@@ -222,12 +222,7 @@ def search_keyframes(model: CogVideo, captions: torch.Tensor, *, guidance: float
     frame of its own, and the one the stage scores highest (`chain_scores`) is kept."""
     if not isinstance(rerank, int) or isinstance(rerank, bool) or rerank < 1:
         raise ValueError(f"rerank must be a positive int (chains per caption), got {rerank!r}")
-    if rerank == 1:
-        frames, chosen, _ = chain_scores(model, captions, guidance=guidance, seed=seed,
-                                         temperature=temperature, max_blobs=max_blobs,
-                                         move_temperature=move_temperature, given=given)
-        return frames, chosen
-    many = captions.repeat_interleave(rerank, 0)
+    many = captions.repeat_interleave(rerank, 0)  # rerank 1: the captions themselves
     given = None if given is None else given.repeat_interleave(rerank, 0)
     frames, chosen, scores = chain_scores(model, many, guidance=guidance, seed=seed,
                                           temperature=temperature, max_blobs=max_blobs,
