@@ -54,6 +54,8 @@ MODELS: dict[str, Entry] = {
                               checkpoint="digit-classifier"),
     "judge": Entry("minivideo.metrics.judge:TARGET", "minivideo.metrics.judge:evaluate_judge",
                    checkpoint="judge"),
+    # issue 15: which digits a still frame shows, and where (CogView's single-frame figure)
+    "frame-reader": Entry("minivideo.metrics.frame_reader:TARGET", checkpoint="frame-reader"),
     # priors
     "image-prior": Entry("minivideo.models.image_prior:TARGET", checkpoint="image-prior",
                          tokenizer="vqvae-frame", sampler="image-prior"),
@@ -69,6 +71,10 @@ MODELS: dict[str, Entry] = {
     "cogview": Entry("minivideo.models.cogvideo.recipe:COGVIEW",
                      "minivideo.metrics.cogvideo_quality:evaluate_cogview",
                      checkpoint="cogview", tokenizer="vqvae-frame-empty"),
+    # round nine (issue 15): CogView fine-tuned to bind each digit to its quadrant
+    "cogview-bound": Entry("minivideo.models.cogvideo.recipe:COGVIEW_BOUND",
+                           "minivideo.metrics.cogvideo_quality:evaluate_cogview",
+                           tokenizer="vqvae-frame-empty"),
     # the paper's two-digit stages (lessons 08, 10; `sample cogvideo --checkpoint` loads them)
     "cogvideo-keyframes": Entry("minivideo.models.cogvideo.recipe:KEYFRAMES",
                                 "minivideo.metrics.cogvideo_quality:evaluate_keyframes",

@@ -55,7 +55,7 @@ from minivideo.metrics.reference import DEGRADATIONS, degrade
 from minivideo.models import cogvideo
 from minivideo.models.cogvideo import LAYER_RERANK
 from minivideo.models.videogpt import VideoGPT
-from minivideo.pretrained import pretrained
+from minivideo.pretrained import available_pretrained, pretrained
 
 KINDS = ("samples", "tokenizer", "videogpt", "cogvideo")
 
@@ -285,9 +285,10 @@ def run_cogvideo(args: argparse.Namespace) -> int:
             move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE if layered else 1.0,
             middle_search=middles_searched(args.middles, keys),
             rerank=layer_rerank(args.rerank, keys, search))
+    reader = pretrained("frame-reader") if "frame-reader" in available_pretrained() else None
     figures.update(cogvideo_quality.evaluate_cogview_frames(
         pretrained("cogview"), judge, num_frames=2 * args.num, guidance=guidance,
-        seed=args.seed, temperature=args.temperature))
+        seed=args.seed, temperature=args.temperature, reader=reader))
     _print_figures(figures)
     return 0
 

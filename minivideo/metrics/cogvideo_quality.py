@@ -21,12 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+import numpy as np
 import torch
 from torch import nn
 
 from minivideo.data.captions import CaptionTokenizer
-from minivideo.data.moving_mnist import COMPASS
+from minivideo.data.mnist import load_digits
+from minivideo.data.moving_mnist import COMPASS, generate_clips
 from minivideo.metrics.captions import caption_accuracy
+from minivideo.metrics.frame_reader import FrameReader, quadrant_index, reads_frame_captions
 from minivideo.metrics.judge import MIN_FRAMES, reads_digit_sets
 from minivideo.models.cogvideo import (
     CLIP_FRAMES,
@@ -36,19 +39,21 @@ from minivideo.models.cogvideo import (
     CogVideo,
     CogView,
     EncodedClips,
+    clip_config,
     cogview_sequence,
     encode_clips,
     frame_caption,
     held_out_prompts,
     layered_text_to_video,
     motion_caption,
-    sample_images,
+    quadrant,
     text_to_video,
     tokenizer_of,
     training_pair,
     video_sequence,
 )
 from minivideo.models.cogvideo.search import search_text_to_video
+from minivideo.models.cogvideo.selfrank import best_of_images, image_log_likelihoods
 from minivideo.pretrained import available_pretrained, pretrained
 from minivideo.utils import to_uint8
 
@@ -116,16 +121,46 @@ def evaluate_cogview(model: nn.Module, num_clips: int = 64) -> dict[str, float]:
     frames = [(i, t) for i in range(len(clips)) for t in (0, 8, 16)]
 
     def make(drop: bool) -> list[dict]:
-        texts = [frame_caption(clips.digits[i], clips.positions[i, t]) for i, t in frames]
+        order = model.config.caption_order
+        texts = [frame_caption(clips.digits[i], clips.positions[i, t], order) for i, t in frames]
         ids = _ids(texts) * (0 if drop else 1)
         codes = torch.stack([clips.codes[i, t] for i, t in frames]).long()
         sequences = cogview_sequence(ids, codes, num_codes)
         return [training_pair(s, model.config.text_len + 1, num_codes) for s in sequences]
 
-    out = {**_with_and_without_caption(model, make), "test_frames": len(frames)}
-    if model.config.tokenizer != UNTRAINED_TINY and "judge" in available_pretrained():
-        out.update(evaluate_cogview_frames(model, pretrained("judge"), num_clips))
+    out = {**_with_and_without_caption(model, make), "test_frames": len(frames),
+           **binding_preference(model, num_clips)}
+    shipped = available_pretrained()
+    if model.config.tokenizer != UNTRAINED_TINY and "judge" in shipped:
+        reader = pretrained("frame-reader") if "frame-reader" in shipped else None
+        out.update(evaluate_cogview_frames(model, pretrained("judge"), num_clips, reader=reader))
     return out
+
+
+@torch.no_grad()
+def binding_preference(model: CogView, num_clips: int = 64) -> dict[str, float]:
+    """Does CogView know which digit sits where? On the first frames of test clips whose two
+    digits differ and sit in different quadrants: the share of frames it finds likelier under
+    their caption than under the caption with the two quadrants swapped ("digit 3 up-left and
+    digit 7 down-right" → "digit 3 down-right and digit 7 up-left"). 50%: it does not bind."""
+    clips = test_clips(model, num_clips)
+    order = model.config.caption_order
+    right, swapped, keep = [], [], []
+    for i in range(len(clips)):
+        digits, corners = clips.digits[i], clips.positions[i, 0]
+        if digits[0] == digits[1] or quadrant(corners[0]) == quadrant(corners[1]):
+            continue
+        right.append(frame_caption(digits, corners, order))
+        swapped.append(frame_caption(digits, corners[::-1], order))
+        keep.append(i)
+    if not keep:
+        return {}
+    codes = clips.codes[keep, 0].long()
+    with_right, _ = image_log_likelihoods(model, _ids(right), codes)
+    with_swapped, _ = image_log_likelihoods(model, _ids(swapped), codes)
+    gap = (with_right - with_swapped) / math.log(2)
+    return {"binding_preferred": round(float((gap > 0).float().mean()), 4),
+            "binding_bits_per_frame": round(float(gap.mean()), 4), "binding_frames": len(keep)}
 
 
 def reverse_directions(caption: str) -> str:
@@ -187,47 +222,81 @@ def evaluate_keyframes(model: nn.Module, num_clips: int = 64) -> dict[str, float
 # --------------------------------------------------------------------------- frames the judge reads
 @torch.no_grad()
 def draw_frames(model: CogView, captions: list[str], guidance: float = 3.0, seed: int = 0,
-                batch_size: int = 32, **sampling) -> torch.Tensor:
+                batch_size: int = 32, best_of: int = 1, **sampling) -> torch.Tensor:
     """Code grids (n, h, w) CogView draws for frame captions, batch by batch (batch b's seed is
-    seed + its first index, so a frame does not depend on how many are drawn)."""
-    return torch.cat([sample_images(model, _ids(captions[start : start + batch_size]),
-                                    guidance=guidance, seed=seed + start, **sampling)
+    seed + its first index, so a frame does not depend on how many are drawn); best_of K: the
+    best of K drawn by CogView's own caption score (`best_of_images`, self-reranking)."""
+    return torch.cat([best_of_images(model, _ids(captions[start : start + batch_size]), best_of,
+                                     guidance=guidance, seed=seed + start, **sampling)
                       for start in range(0, len(captions), batch_size)])
 
 
+def test_first_frames(num_frames: int, seed: int = TEST_SEED) -> dict[str, np.ndarray]:
+    """The real first frames of the test clips `test_clips(cogview, num_frames)` encodes (the
+    same generator, seed and batches of 64): frames uint8 (n, 64, 64), digits (n, 2), corners
+    (n, 2, 2)."""
+    rng, digits = np.random.default_rng([seed, 1, 9]), load_digits("test")
+    config = clip_config("any", CLIP_FRAMES)
+    batches = [generate_clips(min(64, num_frames - start), digits, config, rng)
+               for start in range(0, num_frames, 64)]
+    return {"frames": np.concatenate([b.videos[:, 0] for b in batches]),
+            "digits": np.concatenate([b.digits for b in batches]),
+            "corners": np.concatenate([b.trajectories.positions_int[:, 0] for b in batches])}
+
+
 @torch.no_grad()
-def evaluate_cogview_frames(model: CogView, judge: nn.Module, num_frames: int = 64,
+def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames: int = 64,
                             guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
-                            temperature: float = 1.0,
-                            top_k: int | None = None) -> dict[str, float]:
+                            temperature: float = 1.0, top_k: int | None = None,
+                            reader: FrameReader | None = None,
+                            best_of: int = 1) -> dict[str, float]:
     """Stage 0 as a person sees it: does a drawn frame show its caption's two digits?
 
     Each caption is the quadrant caption of frame 0 of a test clip. The judge reads clips, so
     every frame is held still for MIN_FRAMES frames; the same is done with the real frame and
-    with its tokenizer reconstruction, which bound what any CogView can reach.
+    with its tokenizer reconstruction, which bound what any CogView can reach. With a `reader`
+    (`minivideo.metrics.frame_reader`, built for still frames), the same frames are also read by
+    it: the caption's digits each in its quadrant (`frames_reader_read`) and the digits wherever
+    they are (`frames_reader_digits`), for the drawn, real and reconstructed frames. best_of K:
+    each drawn frame is the best of K by CogView's caption score (`selfrank.best_of_images`).
     """
     if not isinstance(model, CogView):
         raise TypeError(f"model must be a CogView, got {type(model).__name__}")
+    if judge is None and reader is None:
+        raise ValueError("give a judge, a reader or both: nothing would read the frames")
     clips = test_clips(model, num_frames)
     tokenizer = tokenizer_of(model)
-    captions = [frame_caption(clips.digits[i], clips.positions[i, 0]) for i in range(num_frames)]
-    codes = draw_frames(model, captions, guidance, seed, batch_size, temperature=temperature,
-                        top_k=top_k)
-    drawn = [tokenizer.decode(codes[start : start + batch_size, None].cpu())[:, 0]
-             for start in range(0, num_frames, batch_size)]
-    recon = tokenizer.decode(clips.codes[:, :1].long())[:, 0]
-
-    def reads(frames: torch.Tensor) -> float:
-        still = frames[:, None].expand(-1, MIN_FRAMES, -1, -1)
-        return round(float(reads_digit_sets(judge, still, clips.digits).float().mean()), 4)
-
-    sampling = {"frames_guidance": guidance}  # the manifests' figures: plain sampling
+    order = model.config.caption_order
+    captions = [frame_caption(clips.digits[i], clips.positions[i, 0], order)
+                for i in range(num_frames)]
+    codes = draw_frames(model, captions, guidance, seed, batch_size, best_of,
+                        temperature=temperature, top_k=top_k)
+    sets = {"": torch.cat([tokenizer.decode(codes[start : start + batch_size, None].cpu())[:, 0]
+                           for start in range(0, num_frames, batch_size)]),
+            "_tokenizer": tokenizer.decode(clips.codes[:, :1].long())[:, 0]}
+    out: dict[str, float] = {}
+    if judge is not None:
+        for suffix, frames in sets.items():
+            still = frames[:, None].expand(-1, MIN_FRAMES, -1, -1)
+            read = reads_digit_sets(judge, still, clips.digits).float().mean()
+            out[f"frames_judge_reads{suffix}"] = round(float(read), 4)
+    if reader is not None:
+        real = test_first_frames(num_frames)
+        sets["_real"] = torch.from_numpy(real["frames"])
+        quadrants = quadrant_index(real["corners"])
+        for suffix, frames in sets.items():
+            for name, digits_only in (("read", False), ("digits", True)):
+                read = reads_frame_captions(reader, frames, clips.digits, quadrants,
+                                            digits_only=digits_only).float().mean()
+                out[f"frames_reader_{name}{suffix}"] = round(float(read), 4)
+    out["frames_guidance"] = guidance  # the manifests' figures: plain sampling
     if temperature != 1.0:
-        sampling["frames_temperature"] = temperature
+        out["frames_temperature"] = temperature
     if top_k is not None:
-        sampling["frames_top_k"] = top_k
-    return {"frames_judge_reads": reads(torch.cat(drawn)), **sampling,
-            "frames_judge_reads_tokenizer": reads(recon), "frames_test": num_frames}
+        out["frames_top_k"] = top_k
+    if best_of > 1:
+        out["frames_best_of"] = best_of
+    return {**out, "frames_test": num_frames}
 
 
 # --------------------------------------------------------------------------- caption accuracy
@@ -328,6 +397,6 @@ def evaluate_interpolation(model: nn.Module, num_clips: int = 64) -> dict[str, f
     return out
 
 
-__all__ = ["bits_per_code", "evaluate_cogview", "evaluate_cogview_frames", "evaluate_interpolation",
-           "evaluate_keyframes", "evaluate_text_to_video", "prompt_clips", "reverse_directions",
-           "test_clips"]
+__all__ = ["binding_preference", "bits_per_code", "evaluate_cogview", "evaluate_cogview_frames",
+           "evaluate_interpolation", "evaluate_keyframes", "evaluate_text_to_video",
+           "prompt_clips", "reverse_directions", "test_clips", "test_first_frames"]

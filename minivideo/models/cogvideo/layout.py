@@ -81,14 +81,27 @@ def quadrant(position: np.ndarray, config: MovingMNISTConfig | None = None) -> s
     return f"{vertical}-{horizontal}"
 
 
-def frame_caption(digits: np.ndarray, positions: np.ndarray) -> str:
-    """Stage 0's caption of one frame: each digit and its quadrant, e.g. "digit 3 up-left"."""
+# The order of a frame caption's clauses: the clip's digit slots (random with respect to the
+# picture), or reading order (by quadrant: up-left, up-right, down-left, down-right; then by the
+# digit's top-left corner), so that the first digit word names the digit drawn first.
+CAPTION_ORDERS = ("slots", "reading")
+_READING = ("up-left", "up-right", "down-left", "down-right")
+
+
+def frame_caption(digits: np.ndarray, positions: np.ndarray, order: str = "slots") -> str:
+    """Stage 0's caption of one frame: each digit and its quadrant, e.g. "digit 3 up-left",
+    its clauses in `order` (`CAPTION_ORDERS`)."""
     digits, positions = np.asarray(digits), np.asarray(positions)
     if digits.ndim != 1 or positions.shape != (len(digits), 2):
         raise ValueError(f"digits must be (k,) and positions (k, 2); got {digits.shape} and "
                          f"{positions.shape}")
-    return " and ".join(f"digit {int(d)} {quadrant(p)}"
-                        for d, p in zip(digits, positions, strict=True))
+    if order not in CAPTION_ORDERS:
+        raise ValueError(f"order must be one of {CAPTION_ORDERS}, got {order!r}")
+    clauses = [(quadrant(p), float(p[0]), float(p[1]), int(d))
+               for d, p in zip(digits, positions, strict=True)]
+    if order == "reading":
+        clauses.sort(key=lambda c: (_READING.index(c[0]), c[1], c[2]))
+    return " and ".join(f"digit {d} {q}" for q, _, _, d in clauses)
 
 
 def motion_caption(digits: np.ndarray, directions: np.ndarray) -> str:
@@ -244,6 +257,12 @@ class CogViewConfig:
     dropout: float = 0.0
     tokenizer: str = "vqvae-frame"  # pretrained name, or UNTRAINED_TINY
     text_len: int = TEXT_LEN
+    caption_order: str = "slots"  # the order of its captions' clauses (`frame_caption`)
+
+    def __post_init__(self) -> None:
+        if self.caption_order not in CAPTION_ORDERS:
+            raise ValueError(f"caption_order must be one of {CAPTION_ORDERS}, got "
+                             f"{self.caption_order!r}")
 
     @property
     def boi(self) -> int:

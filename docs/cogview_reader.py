@@ -1,0 +1,115 @@
+"""CogView's single frames read by the frame reader: guidance and self-reranking, against real.
+
+The judge reads clips and reads only two thirds of *real* still frames, so it cannot check
+issue 15's single-frame goal (>= 90% of CogView's frames show the caption's digits). The frame
+reader (`minivideo.metrics.frame_reader`, `checkpoints/frame-reader.pt`) is built for still
+frames. This script scores the shipped CogView as `evaluate_cogview_frames` does, for every
+(guidance, best-of-K) pair asked for, with both instruments, on the same test captions; each row
+also holds what the reader and the judge read of the real frames and of the tokenizer's
+reconstructions. Best of K is CogView's own self-reranking (`minivideo.models.cogvideo.selfrank`):
+K frames per caption, the one with the highest caption score kept.
+
+    python docs/cogview_reader.py --frames 256 --guidance 1 2 3 5 --best-of 1 \
+        --out docs/figures/cogview_reader_guidance.json
+    python docs/cogview_reader.py --frames 256 --guidance 3 --best-of 1 2 4 8 16 \
+        --out docs/figures/cogview_reader_best_of.json
+    python docs/cogview_reader.py --plot docs/figures/cogview_reader.png \
+        --rows docs/figures/cogview_reader_guidance.json docs/figures/cogview_reader_best_of.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from minivideo.checkpoints import build_model_from_checkpoint
+from minivideo.metrics.cogvideo_quality import evaluate_cogview_frames
+from minivideo.pretrained import pretrained
+
+
+def plot(guidance_rows: list[dict], best_of_rows: list[dict], path: Path) -> None:
+    """Two panels: frames read against guidance (one image each), and against K (best of K)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, rows, key, label in ((axes[0], guidance_rows, "frames_guidance", "guidance w"),
+                                 (axes[1], best_of_rows, "frames_best_of",
+                                  "best of K (self-reranked)")):
+        xs = [r.get(key, 1) for r in rows]
+        ax.plot(xs, [100 * r["frames_reader_read"] for r in rows], "o-",
+                label="reader: digits, each in its quadrant")
+        ax.plot(xs, [100 * r["frames_reader_digits"] for r in rows], "s--",
+                label="reader: digits anywhere")
+        ax.plot(xs, [100 * r["frames_judge_reads"] for r in rows], "^:", label="judge")
+        ax.axhline(100 * rows[0]["frames_reader_read_real"], color="gray", ls=":")
+        ax.text(0.01, 100 * rows[0]["frames_reader_read_real"] - 5, "reader on real frames",
+                fontsize=7, color="gray", transform=ax.get_yaxis_transform())
+        ax.axhline(90, color="red", lw=0.8, ls="--")
+        ax.set(xlabel=label, ylim=(0, 100))
+        if key == "frames_best_of":
+            ax.set_xscale("log", base=2)
+    axes[0].set_ylabel("CogView frames that show\nthe caption's digits (%)")
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="a CogView checkpoint (default: the shipped cogview)")
+    parser.add_argument("--reader", type=Path, default=None,
+                        help="a frame-reader checkpoint (default: the shipped frame-reader)")
+    parser.add_argument("--frames", type=int, default=256)
+    parser.add_argument("--guidance", type=float, nargs="+", default=[3.0])
+    parser.add_argument("--best-of", type=int, nargs="+", default=[1])
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="FILE.json for the rows")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="FILE.png from two JSONs of --rows (guidance, then best of K)")
+    parser.add_argument("--rows", type=Path, nargs=2, default=None)
+    args = parser.parse_args(argv)
+    if args.plot is not None:
+        if args.rows is None:
+            parser.error("--plot needs --rows GUIDANCE.json BEST_OF.json")
+        guidance, best_of = (json.loads(p.read_text())["rows"] for p in args.rows)
+        plot(guidance, best_of, args.plot)
+        return 0
+    if args.out is None:
+        parser.error("give --out FILE.json (or --plot)")
+    torch.set_num_threads(args.threads)
+    cogview = (pretrained("cogview") if args.checkpoint is None
+               else build_model_from_checkpoint(args.checkpoint)).eval()
+    reader = (pretrained("frame-reader") if args.reader is None
+              else build_model_from_checkpoint(args.reader)).eval()
+    judge = pretrained("judge")
+    rows = []
+    for guidance in args.guidance:
+        for best_of in args.best_of:
+            began = time.perf_counter()
+            row = evaluate_cogview_frames(cogview, judge, num_frames=args.frames,
+                                          guidance=guidance, seed=args.seed, best_of=best_of,
+                                          temperature=args.temperature, reader=reader)
+            row["seconds_per_frame"] = round((time.perf_counter() - began) / args.frames, 3)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    command = "python docs/cogview_reader.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    args.out.write_text(json.dumps({"command": command, "threads": args.threads, "rows": rows},
+                                   indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Round nine: captions in reading order, one-digit frames, and the binding measurement."""
+
+import numpy as np
+import pytest
+import torch
+
+from minivideo.data.captions import CaptionTokenizer
+from minivideo.metrics import cogvideo_quality
+from minivideo.metrics.cogvideo_quality import binding_preference
+from minivideo.models.cogvideo import CogView, CogViewConfig, frame_caption
+from minivideo.models.cogvideo.recipe import COGVIEW, COGVIEW_BOUND, FreshFrames
+
+WORDS = CaptionTokenizer()
+
+
+def test_reading_order_lists_clauses_by_quadrant_then_corner():
+    digits = np.array([7, 3])
+    corners = np.array([[36.0, 36.0], [0.0, 0.0]])  # the 7 down-right, the 3 up-left
+    assert frame_caption(digits, corners) == "digit 7 down-right and digit 3 up-left"  # slots
+    assert frame_caption(digits, corners, "reading") == "digit 3 up-left and digit 7 down-right"
+    # up-right comes before down-left whatever the slots say
+    corners = np.array([[30.0, 0.0], [0.0, 30.0]])
+    assert frame_caption(digits, corners, "reading") == "digit 3 up-right and digit 7 down-left"
+    # one quadrant: the higher corner first, then the one further left
+    same = np.array([[4.0, 2.0], [1.0, 3.0]])
+    assert frame_caption(digits, same, "reading") == "digit 3 up-left and digit 7 up-left"
+    with pytest.raises(ValueError, match="order must be one of"):
+        frame_caption(digits, corners, "random")
+    with pytest.raises(ValueError, match="caption_order must be one of"):
+        CogViewConfig(num_codes=64, caption_order="backwards")
+
+
+def test_fresh_frames_hold_one_digit_in_their_share_and_replay():
+    data = FreshFrames(seed=0, order="reading", one_digit=0.25)
+    captions = [WORDS.decode(data[i]["caption"].tolist()) for i in range(200)]
+    one = sum(" and " not in c for c in captions) / len(captions)
+    assert 0.15 < one < 0.35, one  # a quarter of the frames, give or take sampling
+    item = data[17]
+    assert torch.equal(item["frames"], data[17]["frames"])
+    # without one-digit frames the stream is the shipped recipe's, frame for frame
+    plain, shipped = FreshFrames(seed=0), COGVIEW.build_dataset("small", 0)
+    for i in range(5):
+        assert torch.equal(plain[i]["frames"], shipped[i]["frames"])
+        assert torch.equal(plain[i]["caption"], shipped[i]["caption"])
+    with pytest.raises(ValueError, match="one_digit must be a share"):
+        FreshFrames(one_digit=1.5)
+
+
+def test_the_bound_recipe_reads_captions_in_reading_order():
+    model = COGVIEW_BOUND.build_model("tiny")
+    assert isinstance(model, CogView) and model.config.caption_order == "reading"
+    data = COGVIEW_BOUND.build_dataset("tiny", 0)
+    assert data.order == "reading" and data.one_digit == 0.25
+
+
+def test_binding_preference_is_the_share_of_frames_likelier_under_their_own_caption(monkeypatch):
+    model = CogView(CogViewConfig.preset("tiny", 512, "vqvae-frame-empty")).eval()
+    calls = []
+
+    def knows(model, captions, codes):  # a CogView that binds: its own caption scores higher
+        texts = [WORDS.decode(c.tolist()) for c in captions]
+        calls.append(texts)
+        score = torch.tensor([0.0 if len(calls) == 1 else -1.0] * len(texts))
+        return score, score
+
+    monkeypatch.setattr(cogvideo_quality, "image_log_likelihoods", knows)
+    figures = binding_preference(model, 64)
+    right, swapped = calls
+    assert figures["binding_preferred"] == 1.0 and figures["binding_frames"] == len(right)
+    assert 0 < len(right) < 64  # frames with one digit twice or one quadrant twice are skipped
+    for a, b in zip(right, swapped, strict=True):
+        assert a != b and sorted(a.split()) == sorted(b.split())  # the same words, re-paired
+        clauses_a, clauses_b = a.split(" and "), b.split(" and ")
+        assert {c.split()[1] for c in clauses_a} == {c.split()[1] for c in clauses_b}
+        assert {c.split()[2] for c in clauses_a} == {c.split()[2] for c in clauses_b}
+    calls.clear()
+    monkeypatch.setattr(cogvideo_quality, "image_log_likelihoods",
+                        lambda m, c, x: (torch.zeros(len(c)), torch.zeros(len(c))))
+    assert binding_preference(model, 64)["binding_preferred"] == 0.0  # ties are not a preference
