@@ -77,3 +77,22 @@ def test_binding_preference_is_the_share_of_frames_likelier_under_their_own_capt
     monkeypatch.setattr(cogvideo_quality, "image_log_likelihoods",
                         lambda m, c, x: (torch.zeros(len(c)), torch.zeros(len(c))))
     assert binding_preference(model, 64)["binding_preferred"] == 0.0  # ties are not a preference
+
+
+def test_layered_images_are_the_pixel_maximum_of_one_clause_frames():
+    from minivideo.models.cogvideo import layered_images, tokenizer_of
+    from minivideo.models.cogvideo.selfrank import best_of_images
+
+    torch.manual_seed(0)
+    model = COGVIEW_BOUND.build_model("tiny").eval()
+    captions = ["digit 3 up-left and digit 7 down-right", "digit 1 up-right"]
+    frames = layered_images(model, captions, guidance=2.0, seed=4, best_of=2)
+    assert frames.shape == (2, 64, 64)
+    clauses = ["digit 3 up-left", "digit 7 down-right", "digit 1 up-right"]
+    codes = best_of_images(model, WORDS.encode_batch(clauses), 2, guidance=2.0, seed=4)
+    layers = tokenizer_of(model).decode(codes[:, None])[:, 0]
+    assert torch.equal(frames[0], torch.maximum(layers[0], layers[1]))
+    assert torch.equal(frames[1], layers[2])
+    assert not torch.equal(layers[0], layers[1])  # two layers, not one drawn twice
+    with pytest.raises(ValueError, match="captions must be a non-empty list"):
+        layered_images(model, [])

@@ -44,6 +44,7 @@ from minivideo.models.cogvideo import (
     encode_clips,
     frame_caption,
     held_out_prompts,
+    layered_images,
     layered_text_to_video,
     motion_caption,
     quadrant,
@@ -249,7 +250,7 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
                             guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
                             temperature: float = 1.0, top_k: int | None = None,
                             reader: FrameReader | None = None,
-                            best_of: int = 1) -> dict[str, float]:
+                            best_of: int = 1, layered: bool = False) -> dict[str, float]:
     """Stage 0 as a person sees it: does a drawn frame show its caption's two digits?
 
     Each caption is the quadrant caption of frame 0 of a test clip. The judge reads clips, so
@@ -259,6 +260,8 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
     it: the caption's digits each in its quadrant (`frames_reader_read`) and the digits wherever
     they are (`frames_reader_digits`), for the drawn, real and reconstructed frames. best_of K:
     each drawn frame is the best of K by CogView's caption score (`selfrank.best_of_images`).
+    layered: each clause drawn as a frame of its own and the layers composed
+    (`layers.layered_images`; for a CogView trained on one-digit frames too).
     """
     if not isinstance(model, CogView):
         raise TypeError(f"model must be a CogView, got {type(model).__name__}")
@@ -269,11 +272,15 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
     order = model.config.caption_order
     captions = [frame_caption(clips.digits[i], clips.positions[i, 0], order)
                 for i in range(num_frames)]
-    codes = draw_frames(model, captions, guidance, seed, batch_size, best_of,
-                        temperature=temperature, top_k=top_k)
-    sets = {"": torch.cat([tokenizer.decode(codes[start : start + batch_size, None].cpu())[:, 0]
-                           for start in range(0, num_frames, batch_size)]),
-            "_tokenizer": tokenizer.decode(clips.codes[:, :1].long())[:, 0]}
+    if layered:
+        drawn = layered_images(model, captions, guidance=guidance, seed=seed, best_of=best_of,
+                               batch_size=batch_size, temperature=temperature, top_k=top_k)
+    else:
+        codes = draw_frames(model, captions, guidance, seed, batch_size, best_of,
+                            temperature=temperature, top_k=top_k)
+        drawn = torch.cat([tokenizer.decode(codes[start : start + batch_size, None].cpu())[:, 0]
+                           for start in range(0, num_frames, batch_size)])
+    sets = {"": drawn, "_tokenizer": tokenizer.decode(clips.codes[:, :1].long())[:, 0]}
     out: dict[str, float] = {}
     if judge is not None:
         for suffix, frames in sets.items():
@@ -296,6 +303,8 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
         out["frames_top_k"] = top_k
     if best_of > 1:
         out["frames_best_of"] = best_of
+    if layered:
+        out["frames_layered"] = True
     return {**out, "frames_test": num_frames}
 
 

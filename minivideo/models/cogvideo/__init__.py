@@ -83,6 +83,7 @@ from minivideo.models.cogvideo.layers import (
     LAYER_MIDDLES,
     LAYER_MOVE_TEMPERATURE,
     LAYER_RERANK,
+    layered_images,
     layered_text_to_video,
     prompt_layers,
 )
@@ -144,7 +145,7 @@ __all__ = [
     "KEYFRAME_STRIDE", "KEYFRAME_STRIDE_WEIGHTS", "LAYER_GUIDANCE", "LAYER_MIDDLES",
     "LAYER_MOVE_TEMPERATURE", "LAYER_RERANK",
     "LAYERS",
-    "layered_text_to_video", "load_tokenizer", "prompt_layers", "motion_caption",
+    "layered_images", "layered_text_to_video", "load_tokenizer", "prompt_layers", "motion_caption",
     "NUM_KEYFRAMES", "PRESETS", "quadrant", "sample_images", "sample_keyframes",
     "check_guidance", "check_stage", "scored_from", "sequence_loss", "spatial_mask",
     "STAGE_STRIDES", "STAGES",

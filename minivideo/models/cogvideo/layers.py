@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from minivideo.data.captions import CaptionTokenizer
 from minivideo.models.cogvideo.generation import (
     check_stage,
     sample_keyframes,
@@ -23,8 +24,9 @@ from minivideo.models.cogvideo.generation import (
 )
 from minivideo.models.cogvideo.layout import encode_prompt
 from minivideo.models.cogvideo.middles import search_middles
-from minivideo.models.cogvideo.model import CogVideo
+from minivideo.models.cogvideo.model import CogVideo, CogView
 from minivideo.models.cogvideo.search import search_keyframes, search_text_to_video
+from minivideo.models.cogvideo.selfrank import best_of_images
 
 # The sampling defaults of `python -m minivideo sample cogvideo` with layer stages, chosen on
 # test prompts (docs/layers.py judge), never on the held-out ones. Guidance 2 read the prompts'
@@ -110,6 +112,36 @@ def layered_text_to_video(keyframes_model: CogVideo, interp_model: CogVideo,
         layers.append(tokenizer.decode(codes.cpu()))
     layers = torch.cat(layers)
     out = torch.zeros(len(prompts), *layers.shape[1:])
+    for layer, i in zip(layers, owner, strict=True):
+        out[i] = torch.maximum(out[i], layer)
+    return out
+
+
+@torch.no_grad()
+def layered_images(model: CogView, captions: list[str], *, guidance: float = 1.0,
+                   seed: int = 0, best_of: int = 1, batch_size: int = 32,
+                   **sampling) -> torch.Tensor:
+    """Frame captions ("digit 3 up-left and digit 7 down-right") → frames float [0, 1]
+    (b, H, W): each clause drawn by CogView as a frame of its own (a CogView trained on one-digit
+    frames too, `train cogview-bound`), the best of `best_of` by its caption score, decoded, and
+    a caption's layers composed by their pixel-wise maximum, as Moving MNIST pastes digits."""
+    if not isinstance(captions, (list, tuple)) or not captions:
+        raise ValueError(f"captions must be a non-empty list of frame captions, got {captions!r}")
+    clauses, owner = [], []
+    for i, caption in enumerate(captions):
+        for clause in caption.split(" and "):
+            clauses.append(clause)
+            owner.append(i)
+    words = CaptionTokenizer()
+    tokenizer = tokenizer_of(model)
+    layers = []
+    for start in range(0, len(clauses), batch_size):
+        ids = words.encode_batch(clauses[start : start + batch_size])
+        codes = best_of_images(model, ids, best_of, guidance=guidance, seed=seed + start,
+                               **sampling)
+        layers.append(tokenizer.decode(codes[:, None].cpu())[:, 0])
+    layers = torch.cat(layers)
+    out = torch.zeros(len(captions), *layers.shape[1:])
     for layer, i in zip(layers, owner, strict=True):
         out[i] = torch.maximum(out[i], layer)
     return out
