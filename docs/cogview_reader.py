@@ -20,6 +20,7 @@ K frames per caption, the one with the highest caption score kept.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -63,6 +64,47 @@ def plot(guidance_rows: list[dict], best_of_rows: list[dict], path: Path) -> Non
     print(f"wrote {path}")
 
 
+def samples(columns: dict[str, dict], num: int, path: Path) -> None:
+    """A grid: one row per test caption, the real frame first, then each column's drawing
+    (columns: title → dict(model=CogView, guidance, best_of, layered))."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from minivideo.metrics.cogvideo_quality import draw_frames, test_clips, test_first_frames
+    from minivideo.models.cogvideo import frame_caption, layered_images, tokenizer_of
+
+    real = test_first_frames(num)
+    drawn = {}
+    for title, column in columns.items():
+        model = column["model"]
+        clips = test_clips(model, num)
+        captions = [frame_caption(clips.digits[i], clips.positions[i, 0],
+                                  model.config.caption_order) for i in range(num)]
+        if column.get("layered"):
+            drawn[title] = layered_images(model, captions, guidance=column["guidance"],
+                                          best_of=column["best_of"])
+        else:
+            codes = draw_frames(model, captions, column["guidance"], best_of=column["best_of"])
+            drawn[title] = tokenizer_of(model).decode(codes[:, None])[:, 0]
+    fig, axes = plt.subplots(num, 1 + len(columns), figsize=(1.3 * (1 + len(columns)), 1.45 * num))
+    reading = [frame_caption(real["digits"][i], real["corners"][i], "reading") for i in range(num)]
+    for i in range(num):
+        for j, (title, frames) in enumerate([("real frame", real["frames"][i])]
+                                            + [(t, d[i]) for t, d in drawn.items()]):
+            ax = axes[i, j]
+            ax.imshow(frames, cmap="gray", vmin=0, vmax=255 if j == 0 else 1)
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=7)
+        axes[i, 0].set_ylabel(reading[i].replace(" and ", "\n"), fontsize=6, rotation=0,
+                              ha="right", va="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None,
@@ -72,13 +114,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=256)
     parser.add_argument("--guidance", type=float, nargs="+", default=[3.0])
     parser.add_argument("--best-of", type=int, nargs="+", default=[1])
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--layered", action="store_true",
+                        help="each clause drawn as a frame of its own, layers composed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="FILE.json for the rows")
     parser.add_argument("--plot", type=Path, default=None,
                         help="FILE.png from two JSONs of --rows (guidance, then best of K)")
     parser.add_argument("--rows", type=Path, nargs=2, default=None)
+    parser.add_argument("--samples", type=Path, default=None,
+                        help="FILE.png: real frames beside the shipped CogView's, and the bound "
+                             "one's plain, best of --best-of and layered, at --guidance")
     args = parser.parse_args(argv)
     if args.plot is not None:
         if args.rows is None:
@@ -86,24 +133,37 @@ def main(argv: list[str] | None = None) -> int:
         guidance, best_of = (json.loads(p.read_text())["rows"] for p in args.rows)
         plot(guidance, best_of, args.plot)
         return 0
-    if args.out is None:
-        parser.error("give --out FILE.json (or --plot)")
     torch.set_num_threads(args.threads)
+    if args.samples is not None:
+        bound = pretrained("cogview-bound").eval()
+        guidance, best_of = args.guidance[0], args.best_of[-1]
+        samples({"CogView (shipped before)": dict(model=pretrained("cogview").eval(),
+                                                  guidance=guidance, best_of=1),
+                 "cogview-bound": dict(model=bound, guidance=guidance, best_of=1),
+                 f"bound, best of {best_of}": dict(model=bound, guidance=guidance,
+                                                   best_of=best_of),
+                 f"bound, layered, best of {best_of}": dict(model=bound, guidance=guidance,
+                                                            best_of=best_of, layered=True)},
+                args.frames, args.samples)
+        return 0
+    if args.out is None:
+        parser.error("give --out FILE.json (or --plot, --samples)")
     cogview = (pretrained("cogview") if args.checkpoint is None
                else build_model_from_checkpoint(args.checkpoint)).eval()
     reader = (pretrained("frame-reader") if args.reader is None
               else build_model_from_checkpoint(args.reader)).eval()
     judge = pretrained("judge")
     rows = []
-    for guidance in args.guidance:
-        for best_of in args.best_of:
-            began = time.perf_counter()
-            row = evaluate_cogview_frames(cogview, judge, num_frames=args.frames,
-                                          guidance=guidance, seed=args.seed, best_of=best_of,
-                                          temperature=args.temperature, reader=reader)
-            row["seconds_per_frame"] = round((time.perf_counter() - began) / args.frames, 3)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for guidance, best_of, temperature in itertools.product(args.guidance, args.best_of,
+                                                            args.temperature):
+        began = time.perf_counter()
+        row = evaluate_cogview_frames(cogview, judge, num_frames=args.frames, guidance=guidance,
+                                      seed=args.seed, best_of=best_of, temperature=temperature,
+                                      reader=reader, layered=args.layered)
+        # drawing, decoding and reading all three sets of frames, per drawn frame
+        row["seconds_per_frame_scored"] = round((time.perf_counter() - began) / args.frames, 3)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     command = "python docs/cogview_reader.py " + " ".join(sys.argv[1:] if argv is None else argv)
     args.out.write_text(json.dumps({"command": command, "threads": args.threads, "rows": rows},
                                    indent=1) + "\n")

@@ -167,6 +167,26 @@ def encode_prompt(prompt: str) -> torch.Tensor:
     return torch.tensor(_CAPTIONS.encode(prompt), dtype=torch.long)
 
 
+def frame_prompt(prompt: str, order: str = "slots") -> str:
+    """A frame caption typed by a person ("digit 3 up-left and digit 7 down-right"), checked
+    against stage 0's grammar and its clauses put in `order` (reading: by quadrant, ties kept)."""
+    accepted = ("a frame prompt reads 'digit D QUADRANT [and digit D QUADRANT]' with D in 0-9 "
+                f"and QUADRANT one of {list(_READING)}")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"prompt must be a non-empty frame caption; {accepted}")
+    if order not in CAPTION_ORDERS:
+        raise ValueError(f"order must be one of {CAPTION_ORDERS}, got {order!r}")
+    clauses = prompt.split(" and ")
+    parsed = [clause.split() for clause in clauses]
+    if len(clauses) > MAX_DIGITS or any(
+            len(words) != 3 or words[0] != "digit" or words[1] not in DIGIT_WORDS
+            or words[2] not in _READING for words in parsed):
+        raise ValueError(f"prompt {prompt!r} is outside the frame grammar; {accepted}")
+    if order == "reading":
+        parsed.sort(key=lambda words: _READING.index(words[2]))  # stable: ties keep their order
+    return " and ".join(" ".join(words) for words in parsed)
+
+
 def digit_free(captions: torch.Tensor) -> torch.Tensor:
     """Caption word ids (..., 26) with every digit word replaced by the pad: "digit 3 moves left"
     → "digit _ moves left" (`CogVideoConfig.digit_dropout`)."""
