@@ -74,7 +74,8 @@ MODELS: dict[str, Entry] = {
     # round nine (issue 15): CogView fine-tuned to bind each digit to its quadrant
     "cogview-bound": Entry("minivideo.models.cogvideo.recipe:COGVIEW_BOUND",
                            "minivideo.metrics.cogvideo_quality:evaluate_cogview",
-                           tokenizer="vqvae-frame-empty"),
+                           checkpoint="cogview-bound", tokenizer="vqvae-frame-empty",
+                           sampler="cogview"),
     # the paper's two-digit stages (lessons 08, 10; `sample cogvideo --checkpoint` loads them)
     "cogvideo-keyframes": Entry("minivideo.models.cogvideo.recipe:KEYFRAMES",
                                 "minivideo.metrics.cogvideo_quality:evaluate_keyframes",

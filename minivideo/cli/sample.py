@@ -4,6 +4,8 @@
     python -m minivideo sample videogpt --cond frames --frames context.npz --num 4 --out pred.npz
     python -m minivideo sample cogvideo --prompt "digit 3 moves left and digit 7 moves down" \\
         --num 4 --guidance 3 --out t2v.mp4
+    python -m minivideo sample cogview --prompt "digit 3 up-left and digit 7 down-right" \\
+        --num 8 --out t2i.gif
 
 This command is the only place that reads these options. It checks them, loads the model (the
 shipped checkpoints that `minivideo.registry` names, or --checkpoint) with the tokenizer it was
@@ -35,9 +37,12 @@ from minivideo.cli.common import (
     user_input,
     write_videos,
 )
+from minivideo.data.captions import CaptionTokenizer
 from minivideo.data.video_files import load_video_file
 from minivideo.models import cogvideo, image_prior, videogpt
+from minivideo.models.cogvideo import CogView
 from minivideo.models.cogvideo.search import search_text_to_video
+from minivideo.models.cogvideo.selfrank import best_of_images
 from minivideo.pretrained import prior_tokenizer
 from minivideo.utils import pick_device, to_uint8
 
@@ -58,7 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--digits", default=None, help="videogpt --cond class: e.g. 3,7")
     parser.add_argument("--frames", default=None,
                         help="videogpt --cond frames: CONTEXT.npz with 'videos' (N, T, 64, 64)")
-    parser.add_argument("--prompt", default=None, help="cogvideo: a caption")
+    parser.add_argument("--prompt", default=None,
+                        help="cogvideo: a caption ('digit 3 moves left and digit 7 moves down'); "
+                             "cogview: a frame caption ('digit 3 up-left and digit 7 "
+                             "down-right')")
     parser.add_argument("--guidance", type=float, default=None,
                         help="classifier-free guidance weight: cogvideo (default 2 for the "
                              "layer stages, 3 for the two-digit ones; docs/layers.py); videogpt "
@@ -75,7 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank", type=int, default=None,
                         help="cogvideo, layer stages with searched key frames: key-frame chains "
                              "drawn per layer, the one the stage scores highest kept (default "
-                             f"{cogvideo.LAYER_RERANK}; 1: the first)")
+                             f"{cogvideo.LAYER_RERANK}; 1: the first); cogview: images drawn "
+                             "per caption (per clause), the best by CogView's caption score "
+                             f"kept (default {cogvideo.COGVIEW_BEST_OF})")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
@@ -206,8 +216,49 @@ def sample_cogvideo(args: argparse.Namespace, device: torch.device) -> dict[str,
     return {"videos": np.concatenate(parts), "captions": np.array([args.prompt] * args.num)}
 
 
+def sample_cogview(args: argparse.Namespace, device: torch.device) -> dict[str, np.ndarray]:
+    """`sample cogview --prompt "digit 3 up-left and digit 7 down-right"`: text → image,
+    {'videos': uint8 (N, 1, 64, 64), 'captions'}."""
+    if args.prompt is None:
+        raise UsageError("cogview needs --prompt, e.g. "
+                         "--prompt 'digit 3 up-left and digit 7 down-right'")
+    for flag in ("keyframes", "middles"):
+        if getattr(args, flag) != "auto":
+            raise UsageError(f"--{flag} is for cogvideo's clips; cogview draws one frame")
+    with user_input("--prompt"):
+        cogvideo.frame_prompt(args.prompt)  # the grammar's error before any loading
+    model, _ = load_model(args.checkpoint, registry.SAMPLERS["cogview"][0], CogView, "CogView")
+    caption = cogvideo.frame_prompt(args.prompt, model.config.caption_order)
+    guidance = cogvideo.COGVIEW_GUIDANCE if args.guidance is None else args.guidance
+    best_of = cogvideo.COGVIEW_BEST_OF if args.rerank is None else args.rerank
+    if guidance < 0 or best_of < 1:
+        raise UsageError(f"--guidance must be >= 0 and --rerank >= 1, got {guidance} and "
+                         f"{best_of}")
+    # layers need a CogView that also learned one-digit frames (cogview-bound reads captions in
+    # reading order; the CogView beneath the video stages did neither)
+    layered = cogvideo.COGVIEW_LAYERED and model.config.caption_order == "reading"
+    with user_input("tokenizer"):
+        tokenizer = cogvideo.load_tokenizer(model.config.tokenizer).to(device)
+    model = model.to(device)
+    sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    parts = []
+    for start in range(0, args.num, args.batch_size):
+        captions = [caption] * min(args.batch_size, args.num - start)
+        seed = args.seed + start
+        if layered:
+            frames = cogvideo.layered_images(model, captions, guidance=guidance, seed=seed,
+                                             best_of=best_of, **sampling)
+        else:
+            codes = best_of_images(model, CaptionTokenizer().encode_batch(captions), best_of,
+                                   guidance=guidance, seed=seed, **sampling)
+            with torch.no_grad():
+                frames = tokenizer.decode(codes[:, None])[:, 0]
+        parts.append(to_uint8(frames)[:, None])
+    return {"videos": np.concatenate(parts), "captions": np.array([caption] * args.num)}
+
+
 SAMPLE = {"image-prior": sample_image_prior, "videogpt": sample_videogpt,
-          "cogvideo": sample_cogvideo}
+          "cogvideo": sample_cogvideo, "cogview": sample_cogview}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -79,6 +79,9 @@ from minivideo.models.cogvideo.generation import (
     tokenizer_of,
 )
 from minivideo.models.cogvideo.layers import (
+    COGVIEW_BEST_OF,
+    COGVIEW_GUIDANCE,
+    COGVIEW_LAYERED,
     LAYER_GUIDANCE,
     LAYER_MIDDLES,
     LAYER_MOVE_TEMPERATURE,
@@ -138,7 +141,7 @@ from minivideo.models.cogvideo.model import (
 __all__ = [
     "HELD_OUT_PAIRS", "held_out_prompts", "mentions_held_out",
     "CAPTION_DROPOUT", "cell_offsets", "check_stride", "CLIP_FRAMES", "clip_config",
-    "COMPASS_STEP_PX", "MOTIONS",
+    "COGVIEW_BEST_OF", "COGVIEW_GUIDANCE", "COGVIEW_LAYERED", "COMPASS_STEP_PX", "MOTIONS",
     "CogVideo", "CogVideoConfig", "CogView",
     "cogview_sequence", "CogViewConfig", "draw_window", "DualCache", "encode_clips",
     "encode_prompt", "EncodedClips", "fill_middle", "frame_caption", "frame_prompt",

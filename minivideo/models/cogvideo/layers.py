@@ -45,6 +45,12 @@ LAYER_MIDDLES = "drawn"
 # K = 4 was fixed before measuring; on the test prompts it reads both (digits and directions)
 # in 50% of clips against 44% for one chain.
 LAYER_RERANK = 4
+# Single frames (`python -m minivideo sample cogview`, round nine): CogView's guidance, images
+# drawn per caption (or per clause) with the best by its caption score kept, and whether each
+# clause is drawn as a layer of its own (for a CogView trained on one-digit frames too).
+COGVIEW_GUIDANCE = 3.0
+COGVIEW_BEST_OF = 1
+COGVIEW_LAYERED = True
 
 
 def prompt_layers(prompts: list[str]) -> tuple[list[str], list[int]]:
