@@ -96,3 +96,43 @@ def test_layered_images_are_the_pixel_maximum_of_one_clause_frames():
     assert not torch.equal(layers[0], layers[1])  # two layers, not one drawn twice
     with pytest.raises(ValueError, match="captions must be a non-empty list"):
         layered_images(model, [])
+
+
+def test_frame_prompts_follow_the_grammar_and_the_models_order():
+    from minivideo.models.cogvideo import frame_prompt
+
+    prompt = "digit 7 down-right and digit 3 up-left"
+    assert frame_prompt(prompt) == prompt
+    assert frame_prompt(prompt, "reading") == "digit 3 up-left and digit 7 down-right"
+    assert frame_prompt("digit 1 up-right and digit 2 up-right", "reading") == (
+        "digit 1 up-right and digit 2 up-right")  # a tie keeps the person's order
+    for bad in ("", "digit 3 moves left", "digit 12 up-left", "digit 3 up-left and",
+                " and ".join(["digit 1 up-left"] * 4)):  # at most MAX_DIGITS (3) clauses
+        with pytest.raises(ValueError, match="frame"):
+            frame_prompt(bad)
+
+
+def test_sample_cogview_draws_frames_of_a_frame_prompt(tmp_path, capsys):
+    from minivideo.__main__ import main as cli_main
+    from minivideo.checkpoints import save_checkpoint
+
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "bound.pt", model=COGVIEW_BOUND.build_model("tiny"))
+    out = tmp_path / "t2i.npz"
+    prompt = "digit 7 down-right and digit 3 up-left"
+    argv = ["sample", "cogview", "--prompt", prompt, "--num", "3", "--rerank", "2",
+            "--checkpoint", str(path), "--out", str(out), "--no-progress"]
+    assert cli_main(argv) == 0
+    with np.load(out) as saved:
+        assert saved["videos"].shape == (3, 1, 64, 64) and saved["videos"].dtype == np.uint8
+        # the model reads captions in reading order, so that is the caption it was given
+        assert saved["captions"].tolist() == ["digit 3 up-left and digit 7 down-right"] * 3
+        assert len({frame.tobytes() for frame in saved["videos"]}) == 3  # three draws
+    for change, message in ((("--prompt", "digit 3 moves left"), "outside the frame grammar"),
+                            (("--rerank", "0"), "--rerank >= 1")):
+        flag, value = change
+        bad = list(argv)
+        bad[bad.index(flag) + 1] = value
+        with pytest.raises(SystemExit) as err:  # a one-line user error, not a traceback
+            cli_main(bad)
+        assert err.value.code == 2 and message in capsys.readouterr().err
