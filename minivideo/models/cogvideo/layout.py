@@ -170,8 +170,8 @@ def encode_prompt(prompt: str) -> torch.Tensor:
 def frame_prompt(prompt: str, order: str = "slots") -> str:
     """A frame caption typed by a person ("digit 3 up-left and digit 7 down-right"), checked
     against stage 0's grammar and its clauses put in `order` (reading: by quadrant, ties kept)."""
-    accepted = ("a frame prompt reads 'digit D QUADRANT [and digit D QUADRANT]' with D in 0-9 "
-                f"and QUADRANT one of {list(_READING)}")
+    accepted = (f"a frame prompt reads 'digit D QUADRANT [and digit D QUADRANT]...' (at most "
+                f"{MAX_DIGITS} digits) with D in 0-9 and QUADRANT one of {list(_READING)}")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"prompt must be a non-empty frame caption; {accepted}")
     if order not in CAPTION_ORDERS:
