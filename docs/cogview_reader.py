@@ -28,9 +28,9 @@ from pathlib import Path
 
 import torch
 
-from minivideo.checkpoints import build_model_from_checkpoint
-from minivideo.metrics.cogvideo_quality import evaluate_cogview_frames
-from minivideo.pretrained import pretrained
+from minivideo.checkpoints import build_model_from_checkpoint, load_checkpoint
+from minivideo.metrics.cogvideo_quality import binding_preference, evaluate_cogview_frames
+from minivideo.pretrained import pretrained, pretrained_path
 
 
 def plot(guidance_rows: list[dict], best_of_rows: list[dict], path: Path) -> None:
@@ -107,14 +107,17 @@ def samples(columns: dict[str, dict], num: int, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="a CogView checkpoint (default: the shipped cogview)")
+    parser.add_argument("--checkpoint", type=Path, nargs="+", default=None,
+                        help="CogView checkpoints, each scored in turn (a run's snapshots give "
+                             "its learning curve; default: the shipped cogview-bound)")
     parser.add_argument("--reader", type=Path, default=None,
                         help="a frame-reader checkpoint (default: the shipped frame-reader)")
     parser.add_argument("--frames", type=int, default=256)
     parser.add_argument("--guidance", type=float, nargs="+", default=[3.0])
     parser.add_argument("--best-of", type=int, nargs="+", default=[1])
     parser.add_argument("--temperature", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--score", choices=("caption", "likelihood"), default="caption",
+                        help="what best of K ranks by (minivideo.models.cogvideo.selfrank)")
     parser.add_argument("--layered", action="store_true",
                         help="each clause drawn as a frame of its own, layers composed")
     parser.add_argument("--seed", type=int, default=0)
@@ -148,22 +151,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.out is None:
         parser.error("give --out FILE.json (or --plot, --samples)")
-    cogview = (pretrained("cogview") if args.checkpoint is None
-               else build_model_from_checkpoint(args.checkpoint)).eval()
     reader = (pretrained("frame-reader") if args.reader is None
               else build_model_from_checkpoint(args.reader)).eval()
     judge = pretrained("judge")
     rows = []
-    for guidance, best_of, temperature in itertools.product(args.guidance, args.best_of,
-                                                            args.temperature):
-        began = time.perf_counter()
-        row = evaluate_cogview_frames(cogview, judge, num_frames=args.frames, guidance=guidance,
-                                      seed=args.seed, best_of=best_of, temperature=temperature,
-                                      reader=reader, layered=args.layered)
-        # drawing, decoding and reading all three sets of frames, per drawn frame
-        row["seconds_per_frame_scored"] = round((time.perf_counter() - began) / args.frames, 3)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    for path in args.checkpoint or [pretrained_path("cogview-bound")]:
+        cogview = build_model_from_checkpoint(path).eval()
+        payload = load_checkpoint(path)
+        about = {"checkpoint": str(path), "step": payload["step"],
+                 "train_minutes": round(payload.get("seconds", 0.0) / 60, 1),
+                 **binding_preference(cogview, args.frames)}
+        for guidance, best_of, temperature in itertools.product(args.guidance, args.best_of,
+                                                                args.temperature):
+            began = time.perf_counter()
+            row = evaluate_cogview_frames(cogview, judge, num_frames=args.frames,
+                                          guidance=guidance, seed=args.seed, best_of=best_of,
+                                          temperature=temperature, reader=reader,
+                                          layered=args.layered, score=args.score)
+            # drawing, decoding and reading all three sets of frames, per drawn frame
+            row["seconds_per_frame_scored"] = round((time.perf_counter() - began) / args.frames,
+                                                    3)
+            rows.append({**about, **row})
+            print(json.dumps(rows[-1]), flush=True)
     command = "python docs/cogview_reader.py " + " ".join(sys.argv[1:] if argv is None else argv)
     args.out.write_text(json.dumps({"command": command, "threads": args.threads, "rows": rows},
                                    indent=1) + "\n")

@@ -64,6 +64,11 @@ def test_best_of_k_keeps_the_best_scored_of_the_k_drawn_frames():
         assert torch.equal(best[i], candidates[i, scores[i].argmax()])
         # the K candidates differ, so keeping the best is a choice (not all the same frame)
         assert len({tuple(c.flatten().tolist()) for c in candidates[i]}) > 1
+    # ranked by log p(image | caption) alone, the pick is that score's best
+    with_caption, _ = image_log_likelihoods(model, many, candidates.view(-1, 8, 8))
+    typical = best_of_images(model, ids, k, guidance=2.0, seed=5, score="likelihood")
+    for i in range(2):
+        assert torch.equal(typical[i], candidates[i, with_caption.view(2, k)[i].argmax()])
     # best of 1 is plain sampling, draw for draw
     assert torch.equal(best_of_images(model, ids, 1, seed=5), sample_images(model, ids, seed=5))
 
@@ -73,6 +78,8 @@ def test_self_reranking_rejects_bad_input():
     ids = _ids(CAPTIONS)
     with pytest.raises(ValueError, match="best_of must be a positive int"):
         best_of_images(model, ids, 0)
+    with pytest.raises(ValueError, match="score must be one of"):
+        best_of_images(model, ids, 2, score="clip")
     with pytest.raises(ValueError, match="codes must be"):
         image_log_likelihoods(model, ids, torch.zeros(3, 8, 8, dtype=torch.long))
     with pytest.raises(TypeError, match="model must be a CogView"):

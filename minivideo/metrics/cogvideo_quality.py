@@ -250,7 +250,8 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
                             guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
                             temperature: float = 1.0, top_k: int | None = None,
                             reader: FrameReader | None = None,
-                            best_of: int = 1, layered: bool = False) -> dict[str, float]:
+                            best_of: int = 1, layered: bool = False,
+                            score: str = "caption") -> dict[str, float]:
     """Stage 0 as a person sees it: does a drawn frame show its caption's two digits?
 
     Each caption is the quadrant caption of frame 0 of a test clip. The judge reads clips, so
@@ -259,7 +260,7 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
     (`minivideo.metrics.frame_reader`, built for still frames), the same frames are also read by
     it: the caption's digits each in its quadrant (`frames_reader_read`) and the digits wherever
     they are (`frames_reader_digits`), for the drawn, real and reconstructed frames. best_of K:
-    each drawn frame is the best of K by CogView's caption score (`selfrank.best_of_images`).
+    each drawn frame is the best of K by CogView's `score` (`selfrank.best_of_images`).
     layered: each clause drawn as a frame of its own and the layers composed
     (`layers.layered_images`; for a CogView trained on one-digit frames too).
     """
@@ -274,10 +275,11 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
                 for i in range(num_frames)]
     if layered:
         drawn = layered_images(model, captions, guidance=guidance, seed=seed, best_of=best_of,
-                               batch_size=batch_size, temperature=temperature, top_k=top_k)
+                               batch_size=batch_size, temperature=temperature, top_k=top_k,
+                               score=score)
     else:
         codes = draw_frames(model, captions, guidance, seed, batch_size, best_of,
-                            temperature=temperature, top_k=top_k)
+                            temperature=temperature, top_k=top_k, score=score)
         drawn = torch.cat([tokenizer.decode(codes[start : start + batch_size, None].cpu())[:, 0]
                            for start in range(0, num_frames, batch_size)])
     sets = {"": drawn, "_tokenizer": tokenizer.decode(clips.codes[:, :1].long())[:, 0]}
@@ -302,7 +304,7 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
     if top_k is not None:
         out["frames_top_k"] = top_k
     if best_of > 1:
-        out["frames_best_of"] = best_of
+        out["frames_best_of"], out["frames_best_of_score"] = best_of, score
     if layered:
         out["frames_layered"] = True
     return {**out, "frames_test": num_frames}

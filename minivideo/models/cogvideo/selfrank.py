@@ -61,17 +61,27 @@ def caption_scores(model: CogView, captions: torch.Tensor, codes: torch.Tensor) 
     return with_caption - without
 
 
+SCORES = ("caption", "likelihood")  # what best of K ranks by
+
+
 @torch.no_grad()
 def best_of_images(model: CogView, captions: torch.Tensor, best_of: int, *,
-                   guidance: float = 1.0, seed: int = 0, **sampling) -> torch.Tensor:
-    """Code grids (b, h, w): for each caption, the best-scored (`caption_scores`) of `best_of`
-    images drawn by `sample_images` (best_of=1: exactly `sample_images`)."""
+                   guidance: float = 1.0, seed: int = 0, score: str = "caption",
+                   **sampling) -> torch.Tensor:
+    """Code grids (b, h, w): for each caption, the best-scored of `best_of` images drawn by
+    `sample_images` (best_of=1: exactly `sample_images`). score "caption": CogView's caption
+    score (`caption_scores`); "likelihood": log p(image | caption) alone, the most typical
+    drawing of the caption rather than the one the caption explains best."""
     if not isinstance(best_of, int) or isinstance(best_of, bool) or best_of < 1:
         raise ValueError(f"best_of must be a positive int, got {best_of!r}")
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
     if best_of == 1:
         return sample_images(model, captions, guidance=guidance, seed=seed, **sampling)
     many = captions.repeat_interleave(best_of, dim=0)  # candidates of a caption side by side
     codes = sample_images(model, many, guidance=guidance, seed=seed, **sampling)
-    scores = rearrange(caption_scores(model, many, codes), "(b k) -> b k", k=best_of)
+    with_caption, without = image_log_likelihoods(model, many, codes)
+    ranked = with_caption - without if score == "caption" else with_caption
+    scores = rearrange(ranked, "(b k) -> b k", k=best_of)
     candidates = rearrange(codes, "(b k) h w -> b k h w", k=best_of)
     return candidates[torch.arange(len(captions)), scores.argmax(dim=1)]
