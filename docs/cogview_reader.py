@@ -105,6 +105,46 @@ def samples(columns: dict[str, dict], num: int, path: Path) -> None:
     print(f"wrote {path}")
 
 
+def overlap_split(cogview: torch.nn.Module, reader: torch.nn.Module, num: int, guidance: float,
+                  seed: int, threshold: float = 0.1) -> dict[str, float]:
+    """What overlapping digits cost: real frames and CogView's layered frames (the default
+    sampler's, drawn here clause by clause to keep each layer), each split by whether more than
+    `threshold` of the smaller digit's ink (pixels > 0.3) lies under the other digit's, and read
+    by the reader on either side of the split."""
+    from minivideo.data.mnist import load_digits
+    from minivideo.data.moving_mnist import render
+    from minivideo.metrics.cogvideo_quality import test_clips, test_first_frames
+    from minivideo.metrics.frame_reader import quadrant_index, reads_frame_captions
+    from minivideo.models.cogvideo import frame_caption, layered_images
+
+    def shared(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        a, b = first > 0.3, second > 0.3
+        smaller = torch.minimum(a.flatten(1).sum(1), b.flatten(1).sum(1)).clamp_min(1)
+        return (a & b).flatten(1).sum(1) / smaller
+
+    real = test_first_frames(num)
+    images = load_digits("test")[0]
+    pasted = [torch.from_numpy(render(images[real["ids"][:, k]][:, None],
+                                      real["corners"][:, None, k : k + 1], 64)[:, 0]) / 255
+              for k in (0, 1)]
+    quadrants = quadrant_index(real["corners"])
+    clips = test_clips(cogview, num)
+    captions = [frame_caption(clips.digits[i], clips.positions[i, 0],
+                              cogview.config.caption_order) for i in range(num)]
+    layers = [layered_images(cogview, [c.split(" and ")[k] for c in captions],
+                             guidance=guidance, seed=seed + k * 10**6) for k in (0, 1)]
+    out = {}
+    for name, (first, second) in (("real", pasted), ("drawn", layers)):
+        frames = torch.maximum(first, second)
+        read = reads_frame_captions(reader, frames, real["digits"], quadrants)
+        overlap = shared(first, second) > threshold
+        out.update({f"{name}_overlapping_share": round(float(overlap.float().mean()), 4),
+                    f"{name}_read_overlapping": round(float(read[overlap].float().mean()), 4),
+                    f"{name}_read_apart": round(float(read[~overlap].float().mean()), 4),
+                    f"{name}_read": round(float(read.float().mean()), 4)})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, nargs="+", default=None,
@@ -126,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=None,
                         help="FILE.png from two JSONs of --rows (guidance, then best of K)")
     parser.add_argument("--rows", type=Path, nargs=2, default=None)
+    parser.add_argument("--overlap", action="store_true",
+                        help="read real and layered frames split by whether their digits "
+                             "overlap (cogview-bound, the first --guidance)")
     parser.add_argument("--samples", type=Path, default=None,
                         help="FILE.png: real frames beside the shipped CogView's, and the bound "
                              "one's plain, best of --best-of and layered, at --guidance")
@@ -151,6 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.out is None:
         parser.error("give --out FILE.json (or --plot, --samples)")
+    if args.overlap:
+        cogview = pretrained("cogview-bound").eval()
+        reader = pretrained("frame-reader").eval() if args.reader is None else \
+            build_model_from_checkpoint(args.reader).eval()
+        row = overlap_split(cogview, reader, args.frames, args.guidance[0], args.seed)
+        print(json.dumps(row))
+        command = "python docs/cogview_reader.py " + " ".join(sys.argv[1:] if argv is None
+                                                               else argv)
+        args.out.write_text(json.dumps({"command": command, "rows": [row]}, indent=1) + "\n")
+        return 0
     reader = (pretrained("frame-reader") if args.reader is None
               else build_model_from_checkpoint(args.reader)).eval()
     judge = pretrained("judge")

@@ -235,14 +235,15 @@ def draw_frames(model: CogView, captions: list[str], guidance: float = 3.0, seed
 def test_first_frames(num_frames: int, seed: int = TEST_SEED) -> dict[str, np.ndarray]:
     """The real first frames of the test clips `test_clips(cogview, num_frames)` encodes (the
     same generator, seed and batches of 64): frames uint8 (n, 64, 64), digits (n, 2), corners
-    (n, 2, 2)."""
+    (n, 2, 2), and the ids of the digit images pasted (n, 2)."""
     rng, digits = np.random.default_rng([seed, 1, 9]), load_digits("test")
     config = clip_config("any", CLIP_FRAMES)
     batches = [generate_clips(min(64, num_frames - start), digits, config, rng)
                for start in range(0, num_frames, 64)]
     return {"frames": np.concatenate([b.videos[:, 0] for b in batches]),
             "digits": np.concatenate([b.digits for b in batches]),
-            "corners": np.concatenate([b.trajectories.positions_int[:, 0] for b in batches])}
+            "corners": np.concatenate([b.trajectories.positions_int[:, 0] for b in batches]),
+            "ids": np.concatenate([b.digit_ids for b in batches])}
 
 
 @torch.no_grad()
