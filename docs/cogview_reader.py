@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, nargs="+", default=[1.0])
     parser.add_argument("--score", choices=("caption", "likelihood"), default="caption",
                         help="what best of K ranks by (minivideo.models.cogvideo.selfrank)")
+    parser.add_argument("--apart", type=int, default=1,
+                        help="layered: K draws of each layer, stacked so digits overlap least")
     parser.add_argument("--layered", action="store_true",
                         help="each clause drawn as a frame of its own, layers composed")
     parser.add_argument("--seed", type=int, default=0)
@@ -220,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             row = evaluate_cogview_frames(cogview, judge, num_frames=args.frames,
                                           guidance=guidance, seed=args.seed, best_of=best_of,
                                           temperature=temperature, reader=reader,
-                                          layered=args.layered, score=args.score)
+                                          layered=args.layered, score=args.score,
+                                          apart=args.apart)
             # drawing, decoding and reading all three sets of frames, per drawn frame
             row["seconds_per_frame_scored"] = round((time.perf_counter() - began) / args.frames,
                                                     3)

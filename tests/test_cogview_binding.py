@@ -129,10 +129,36 @@ def test_sample_cogview_draws_frames_of_a_frame_prompt(tmp_path, capsys):
         assert saved["captions"].tolist() == ["digit 3 up-left and digit 7 down-right"] * 3
         assert len({frame.tobytes() for frame in saved["videos"]}) == 3  # three draws
     for change, message in ((("--prompt", "digit 3 moves left"), "outside the frame grammar"),
-                            (("--rerank", "0"), "--rerank >= 1")):
+                            (("--rerank", "0"), "--rerank and --apart >= 1")):
         flag, value = change
         bad = list(argv)
         bad[bad.index(flag) + 1] = value
         with pytest.raises(SystemExit) as err:  # a one-line user error, not a traceback
             cli_main(bad)
         assert err.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_apart_stacks_the_draws_whose_digits_overlap_least():
+    from minivideo.models.cogvideo import ink_overlap, layered_images
+
+    layers = torch.zeros(2, 2, 64, 64)
+    layers[0, 0, 10:20, 10:20] = layers[0, 1, 10:20, 10:20] = 1.0  # the same 10×10 patch twice
+    layers[1, 0, 10:20, 15:25] = layers[1, 1, 40:50, 40:50] = 1.0  # half covered; apart
+    assert torch.allclose(ink_overlap(layers), torch.tensor([1.0, 0.0]))
+    from minivideo.models.cogvideo import tokenizer_of
+    from minivideo.models.cogvideo.selfrank import best_of_images
+
+    torch.manual_seed(0)
+    model = COGVIEW_BOUND.build_model("tiny").eval()
+    caption = "digit 3 up-left and digit 7 up-left"
+    chosen = layered_images(model, [caption], guidance=2.0, seed=1, apart=3)
+    # the same draws, by hand: three of each layer, side by side in one batch
+    clauses = ["digit 3 up-left"] * 3 + ["digit 7 up-left"] * 3
+    codes = best_of_images(model, WORDS.encode_batch(clauses), 1, guidance=2.0, seed=1)
+    draws = tokenizer_of(model).decode(codes[:, None])[:, 0].view(2, 3, 64, 64)
+    stacks = {(a, b): torch.stack([draws[0, a], draws[1, b]]) for a in range(3) for b in range(3)}
+    overlaps = {pair: float(ink_overlap(stack[None])) for pair, stack in stacks.items()}
+    best = min(overlaps, key=overlaps.get)  # the first of equals, as the sampler breaks ties
+    assert torch.equal(chosen[0], stacks[best].amax(dim=0))
+    with pytest.raises(ValueError, match="apart must be a positive int"):
+        layered_images(model, [caption], apart=0)

@@ -285,10 +285,16 @@ def run_cogvideo(args: argparse.Namespace) -> int:
             move_temperature=cogvideo.LAYER_MOVE_TEMPERATURE if layered else 1.0,
             middle_search=middles_searched(args.middles, keys),
             rerank=layer_rerank(args.rerank, keys, search))
-    reader = pretrained("frame-reader") if "frame-reader" in available_pretrained() else None
+    # CogView's single frames, as `sample cogview` draws them (round nine: the bound CogView,
+    # layered, its layers stacked apart), read by the judge and by the frame reader
+    shipped = available_pretrained()
+    reader = pretrained("frame-reader") if "frame-reader" in shipped else None
+    cogview = pretrained("cogview-bound" if "cogview-bound" in shipped else "cogview")
+    in_layers = cogvideo.COGVIEW_LAYERED and cogview.config.caption_order == "reading"
     figures.update(cogvideo_quality.evaluate_cogview_frames(
-        pretrained("cogview"), judge, num_frames=2 * args.num, guidance=guidance,
-        seed=args.seed, temperature=args.temperature, reader=reader))
+        cogview, judge, num_frames=2 * args.num, guidance=cogvideo.COGVIEW_GUIDANCE,
+        seed=args.seed, temperature=args.temperature, reader=reader, layered=in_layers,
+        best_of=cogvideo.COGVIEW_BEST_OF, apart=cogvideo.COGVIEW_APART if in_layers else 1))
     _print_figures(figures)
     return 0
 

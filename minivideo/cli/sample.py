@@ -86,6 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{cogvideo.LAYER_RERANK}; 1: the first); cogview: images drawn "
                              "per caption (per clause), the best by CogView's caption score "
                              f"kept (default {cogvideo.COGVIEW_BEST_OF})")
+    parser.add_argument("--apart", type=int, default=None,
+                        help="cogview: each layer drawn K times and the layers stacked where "
+                             f"their digits overlap least (default {cogvideo.COGVIEW_APART}; "
+                             "1: as drawn, overlapping as Moving MNIST's digits do)")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
@@ -231,9 +235,10 @@ def sample_cogview(args: argparse.Namespace, device: torch.device) -> dict[str, 
     caption = cogvideo.frame_prompt(args.prompt, model.config.caption_order)
     guidance = cogvideo.COGVIEW_GUIDANCE if args.guidance is None else args.guidance
     best_of = cogvideo.COGVIEW_BEST_OF if args.rerank is None else args.rerank
-    if guidance < 0 or best_of < 1:
-        raise UsageError(f"--guidance must be >= 0 and --rerank >= 1, got {guidance} and "
-                         f"{best_of}")
+    apart = cogvideo.COGVIEW_APART if args.apart is None else args.apart
+    if guidance < 0 or best_of < 1 or apart < 1:
+        raise UsageError(f"--guidance must be >= 0, --rerank and --apart >= 1; got {guidance}, "
+                         f"{best_of} and {apart}")
     # layers need a CogView that also learned one-digit frames (cogview-bound reads captions in
     # reading order; the CogView beneath the video stages did neither)
     layered = cogvideo.COGVIEW_LAYERED and model.config.caption_order == "reading"
@@ -247,7 +252,7 @@ def sample_cogview(args: argparse.Namespace, device: torch.device) -> dict[str, 
         seed = args.seed + start
         if layered:
             frames = cogvideo.layered_images(model, captions, guidance=guidance, seed=seed,
-                                             best_of=best_of, **sampling)
+                                             best_of=best_of, apart=apart, **sampling)
         else:
             codes = best_of_images(model, CaptionTokenizer().encode_batch(captions), best_of,
                                    guidance=guidance, seed=seed, **sampling)

@@ -252,7 +252,7 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
                             temperature: float = 1.0, top_k: int | None = None,
                             reader: FrameReader | None = None,
                             best_of: int = 1, layered: bool = False,
-                            score: str = "caption") -> dict[str, float]:
+                            score: str = "caption", apart: int = 1) -> dict[str, float]:
     """Stage 0 as a person sees it: does a drawn frame show its caption's two digits?
 
     Each caption is the quadrant caption of frame 0 of a test clip. The judge reads clips, so
@@ -263,7 +263,8 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
     they are (`frames_reader_digits`), for the drawn, real and reconstructed frames. best_of K:
     each drawn frame is the best of K by CogView's `score` (`selfrank.best_of_images`).
     layered: each clause drawn as a frame of its own and the layers composed
-    (`layers.layered_images`; for a CogView trained on one-digit frames too).
+    (`layers.layered_images`; for a CogView trained on one-digit frames too), and with apart K,
+    stacked from K draws of each layer so that the digits share the least ink.
     """
     if not isinstance(model, CogView):
         raise TypeError(f"model must be a CogView, got {type(model).__name__}")
@@ -277,7 +278,7 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
     if layered:
         drawn = layered_images(model, captions, guidance=guidance, seed=seed, best_of=best_of,
                                batch_size=batch_size, temperature=temperature, top_k=top_k,
-                               score=score)
+                               score=score, apart=apart)
     else:
         codes = draw_frames(model, captions, guidance, seed, batch_size, best_of,
                             temperature=temperature, top_k=top_k, score=score)
@@ -308,6 +309,8 @@ def evaluate_cogview_frames(model: CogView, judge: nn.Module | None, num_frames:
         out["frames_best_of"], out["frames_best_of_score"] = best_of, score
     if layered:
         out["frames_layered"] = True
+    if apart > 1:
+        out["frames_apart"] = apart
     return {**out, "frames_test": num_frames}
 
 

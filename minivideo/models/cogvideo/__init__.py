@@ -79,6 +79,7 @@ from minivideo.models.cogvideo.generation import (
     tokenizer_of,
 )
 from minivideo.models.cogvideo.layers import (
+    COGVIEW_APART,
     COGVIEW_BEST_OF,
     COGVIEW_GUIDANCE,
     COGVIEW_LAYERED,
@@ -86,6 +87,7 @@ from minivideo.models.cogvideo.layers import (
     LAYER_MIDDLES,
     LAYER_MOVE_TEMPERATURE,
     LAYER_RERANK,
+    ink_overlap,
     layered_images,
     layered_text_to_video,
     prompt_layers,
@@ -141,7 +143,8 @@ from minivideo.models.cogvideo.model import (
 __all__ = [
     "HELD_OUT_PAIRS", "held_out_prompts", "mentions_held_out",
     "CAPTION_DROPOUT", "cell_offsets", "check_stride", "CLIP_FRAMES", "clip_config",
-    "COGVIEW_BEST_OF", "COGVIEW_GUIDANCE", "COGVIEW_LAYERED", "COMPASS_STEP_PX", "MOTIONS",
+    "COGVIEW_APART", "COGVIEW_BEST_OF", "COGVIEW_GUIDANCE", "COGVIEW_LAYERED",
+    "COMPASS_STEP_PX", "MOTIONS",
     "CogVideo", "CogVideoConfig", "CogView",
     "cogview_sequence", "CogViewConfig", "draw_window", "DualCache", "encode_clips",
     "encode_prompt", "EncodedClips", "fill_middle", "frame_caption", "frame_prompt",
@@ -149,7 +152,8 @@ __all__ = [
     "KEYFRAME_STRIDE", "KEYFRAME_STRIDE_WEIGHTS", "LAYER_GUIDANCE", "LAYER_MIDDLES",
     "LAYER_MOVE_TEMPERATURE", "LAYER_RERANK",
     "LAYERS",
-    "layered_images", "layered_text_to_video", "load_tokenizer", "prompt_layers", "motion_caption",
+    "ink_overlap", "layered_images", "layered_text_to_video", "load_tokenizer", "prompt_layers",
+    "motion_caption",
     "NUM_KEYFRAMES", "PRESETS", "quadrant", "sample_images", "sample_keyframes",
     "check_guidance", "check_stage", "scored_from", "sequence_loss", "spatial_mask",
     "STAGE_STRIDES", "STAGES",
