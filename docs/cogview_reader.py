@@ -33,40 +33,55 @@ from minivideo.metrics.cogvideo_quality import binding_preference, evaluate_cogv
 from minivideo.pretrained import pretrained, pretrained_path
 
 
-def plot(guidance_rows: list[dict], best_of_rows: list[dict], path: Path) -> None:
-    """Two panels: frames read against guidance (one image each), and against K (best of K)."""
+def plot(figures: Path, path: Path) -> None:
+    """Two panels from the JSONs under `figures`: the fine-tune's learning curve (binding and
+    reads against CPU-minutes, the shipped CogView at minute 0), and reads against guidance
+    for the two digits drawn in one frame and as layers, with the layers stacked apart."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-    for ax, rows, key, label in ((axes[0], guidance_rows, "frames_guidance", "guidance w"),
-                                 (axes[1], best_of_rows, "frames_best_of",
-                                  "best of K (self-reranked)")):
-        xs = [r.get(key, 1) for r in rows]
-        ax.plot(xs, [100 * r["frames_reader_read"] for r in rows], "o-",
-                label="reader: digits, each in its quadrant")
-        ax.plot(xs, [100 * r["frames_reader_digits"] for r in rows], "s--",
-                label="reader: digits anywhere")
-        ax.plot(xs, [100 * r["frames_judge_reads"] for r in rows], "^:", label="judge")
-        ax.axhline(100 * rows[0]["frames_reader_read_real"], color="gray", ls=":")
-        ax.text(0.01, 100 * rows[0]["frames_reader_read_real"] - 5, "reader on real frames",
-                fontsize=7, color="gray", transform=ax.get_yaxis_transform())
+    def rows(name: str) -> list[dict]:
+        return json.loads((figures / f"cogview_reader_{name}.json").read_text())["rows"]
+
+    shipped, curve = rows("shipped")[0], rows("curve")
+    real = shipped["frames_reader_read_real"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    minutes = [0.0] + [r["train_minutes"] for r in curve]
+    left.plot(minutes, [100 * shipped["binding_preferred"]]
+              + [100 * r["binding_preferred"] for r in curve], "s--",
+              label="binds: own caption likelier than swapped")
+    left.plot(minutes[1:], [100 * r["frames_reader_read"] for r in curve], "o-",
+              label="reader: layered frames read")
+    left.plot([0], [100 * shipped["frames_reader_read"]], "x", color="C1", markersize=8,
+              label="reader: shipped CogView's frames")
+    left.set(xlabel="CPU-minutes of fine-tuning (1 thread)", ylabel="% of test frames",
+             ylim=(0, 100))
+    for ax in (left, right):
+        ax.axhline(100 * real, color="gray", ls=":")
+        ax.text(0.01, 100 * real + 1.5, "reader on real frames", fontsize=7, color="gray",
+                transform=ax.get_yaxis_transform())
         ax.axhline(90, color="red", lw=0.8, ls="--")
-        ax.set(xlabel=label, ylim=(0, 100))
-        if key == "frames_best_of":
-            ax.set_xscale("log", base=2)
-    axes[0].set_ylabel("CogView frames that show\nthe caption's digits (%)")
-    axes[0].legend(fontsize=7, loc="lower right")
+    left.legend(fontsize=7, loc="lower right")
+    for name, label, style in (("guidance", "two digits in one frame", "s--"),
+                               ("guidance_layered", "one layer per clause", "o-")):
+        sweep = rows(name)
+        right.plot([r["frames_guidance"] for r in sweep],
+                   [100 * r["frames_reader_read"] for r in sweep], style, label=label)
+    apart = rows("apart")[0]
+    right.plot([apart["frames_guidance"]], [100 * apart["frames_reader_read"]], "*",
+               markersize=12, label="layers stacked apart (4 draws each)")
+    right.set(xlabel="guidance w", ylim=(0, 100), ylabel="frames the reader reads (%)")
+    right.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")
 
 
 def samples(columns: dict[str, dict], num: int, path: Path) -> None:
-    """A grid: one row per test caption, the real frame first, then each column's drawing
-    (columns: title → dict(model=CogView, guidance, best_of, layered))."""
+    """A grid: one column per test caption, the real frame on top, then a row per sampler
+    (columns: title → dict(model=CogView, guidance[, layered, apart]))."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,22 +99,22 @@ def samples(columns: dict[str, dict], num: int, path: Path) -> None:
                                   model.config.caption_order) for i in range(num)]
         if column.get("layered"):
             drawn[title] = layered_images(model, captions, guidance=column["guidance"],
-                                          best_of=column["best_of"])
+                                          apart=column.get("apart", 1))
         else:
-            codes = draw_frames(model, captions, column["guidance"], best_of=column["best_of"])
+            codes = draw_frames(model, captions, column["guidance"])
             drawn[title] = tokenizer_of(model).decode(codes[:, None])[:, 0]
-    fig, axes = plt.subplots(num, 1 + len(columns), figsize=(1.3 * (1 + len(columns)), 1.45 * num))
+    fig, axes = plt.subplots(1 + len(columns), num, figsize=(1.25 * num, 1.35 * (1 + len(columns))),
+                             squeeze=False)
     reading = [frame_caption(real["digits"][i], real["corners"][i], "reading") for i in range(num)]
-    for i in range(num):
-        for j, (title, frames) in enumerate([("real frame", real["frames"][i])]
-                                            + [(t, d[i]) for t, d in drawn.items()]):
-            ax = axes[i, j]
-            ax.imshow(frames, cmap="gray", vmin=0, vmax=255 if j == 0 else 1)
+    for j, (title, frames) in enumerate([("real frame", real["frames"])] + list(drawn.items())):
+        for i in range(num):
+            ax = axes[j, i]
+            ax.imshow(frames[i], cmap="gray", vmin=0, vmax=255 if j == 0 else 1)
             ax.set_xticks([]), ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=7)
-        axes[i, 0].set_ylabel(reading[i].replace(" and ", "\n"), fontsize=6, rotation=0,
-                              ha="right", va="center")
+            if j == 0:
+                ax.set_title(reading[i].replace("digit ", "").replace(" and ", "\n"),
+                             fontsize=7)
+        axes[j, 0].set_ylabel(title, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
@@ -166,32 +181,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="FILE.json for the rows")
     parser.add_argument("--plot", type=Path, default=None,
-                        help="FILE.png from two JSONs of --rows (guidance, then best of K)")
-    parser.add_argument("--rows", type=Path, nargs=2, default=None)
+                        help="FILE.png from the cogview_reader_*.json files in --figures")
+    parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
     parser.add_argument("--overlap", action="store_true",
                         help="read real and layered frames split by whether their digits "
                              "overlap (cogview-bound, the first --guidance)")
     parser.add_argument("--samples", type=Path, default=None,
-                        help="FILE.png: real frames beside the shipped CogView's, and the bound "
-                             "one's plain, best of --best-of and layered, at --guidance")
+                        help="FILE.png: --frames real frames beside the drawings of the CogView "
+                             "beneath the stages and of cogview-bound (one frame, layered, "
+                             "layers apart), at the first --guidance")
     args = parser.parse_args(argv)
     if args.plot is not None:
-        if args.rows is None:
-            parser.error("--plot needs --rows GUIDANCE.json BEST_OF.json")
-        guidance, best_of = (json.loads(p.read_text())["rows"] for p in args.rows)
-        plot(guidance, best_of, args.plot)
+        plot(args.figures, args.plot)
         return 0
     torch.set_num_threads(args.threads)
     if args.samples is not None:
-        bound = pretrained("cogview-bound").eval()
-        guidance, best_of = args.guidance[0], args.best_of[-1]
-        samples({"CogView (shipped before)": dict(model=pretrained("cogview").eval(),
-                                                  guidance=guidance, best_of=1),
-                 "cogview-bound": dict(model=bound, guidance=guidance, best_of=1),
-                 f"bound, best of {best_of}": dict(model=bound, guidance=guidance,
-                                                   best_of=best_of),
-                 f"bound, layered, best of {best_of}": dict(model=bound, guidance=guidance,
-                                                            best_of=best_of, layered=True)},
+        bound, guidance = pretrained("cogview-bound").eval(), args.guidance[0]
+        samples({"cogview": dict(model=pretrained("cogview").eval(), guidance=guidance),
+                 "bound: one frame": dict(model=bound, guidance=guidance),
+                 "bound: layers": dict(model=bound, guidance=guidance, layered=True),
+                 "bound: layers apart": dict(model=bound, guidance=guidance, layered=True,
+                                             apart=4)},
                 args.frames, args.samples)
         return 0
     if args.out is None:
