@@ -9,11 +9,7 @@ import torch
 from minivideo.data.mnist import load_digits
 from minivideo.metrics.cogvideo_quality import binding_preference, evaluate_cogview_frames
 from minivideo.metrics.frame_reader import quadrant_index, reads_frame_captions, still_frames
-from minivideo.pretrained import available_pretrained, pretrained
-
-pytestmark = pytest.mark.skipif(
-    not {"frame-reader", "cogview", "cogview-bound"} <= set(available_pretrained()),
-    reason="the shipped frame reader and CogViews are not in checkpoints/")
+from minivideo.pretrained import pretrained
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +60,7 @@ def test_the_bound_cogview_binds_and_the_base_one_does_not():
 
 def test_the_bound_cogview_draws_frames_the_reader_reads(reader):
     figures = evaluate_cogview_frames(pretrained("cogview-bound"), None, num_frames=32,
-                                      guidance=3.0, reader=reader, layered=True)
-    # measured: MEASURED of 512 frames; 32 frames give about ±7 points
-    assert figures["frames_reader_read"] > 0.65, figures
+                                      guidance=3.0, reader=reader, layered=True, apart=4)
+    # measured: 90.0% and 90.2% of 512 frames (two seeds); 32 frames give about ±6 points
+    assert figures["frames_reader_read"] > 0.75, figures
+    assert figures["frames_reader_read_real"] > 0.7  # the same captions' real frames
