@@ -1,20 +1,53 @@
-"""CogView's single frames read by the frame reader: guidance and self-reranking, against real.
+"""CogView's single frames read by the frame reader: guidance, self-reranking, layers, binding.
 
 The judge reads clips and reads only two thirds of *real* still frames, so it cannot check
 issue 15's single-frame goal (>= 90% of CogView's frames show the caption's digits). The frame
 reader (`minivideo.metrics.frame_reader`, `checkpoints/frame-reader.pt`) is built for still
-frames. This script scores the shipped CogView as `evaluate_cogview_frames` does, for every
-(guidance, best-of-K) pair asked for, with both instruments, on the same test captions; each row
-also holds what the reader and the judge read of the real frames and of the tokenizer's
-reconstructions. Best of K is CogView's own self-reranking (`minivideo.models.cogvideo.selfrank`):
-K frames per caption, the one with the highest caption score kept.
+frames. This script scores CogView checkpoints as `evaluate_cogview_frames` does, for every
+(guidance, best of K, temperature) asked for, with both instruments, on the same test captions;
+each row also holds what they read of the real frames and of the tokenizer's reconstructions,
+and how often the checkpoint binds each digit to its quadrant (`binding_preference`). Best of K
+is CogView's self-reranking (`minivideo.models.cogvideo.selfrank`); --layered draws each clause
+as a frame of its own (`layers.layered_images`), --apart K stacks K draws of each layer where
+their digits overlap least. Round nine (README), on one thread each:
 
-    python docs/cogview_reader.py --frames 256 --guidance 1 2 3 5 --best-of 1 \
-        --out docs/figures/cogview_reader_guidance.json
-    python docs/cogview_reader.py --frames 256 --guidance 3 --best-of 1 2 4 8 16 \
-        --out docs/figures/cogview_reader_best_of.json
-    python docs/cogview_reader.py --plot docs/figures/cogview_reader.png \
-        --rows docs/figures/cogview_reader_guidance.json docs/figures/cogview_reader_best_of.json
+    # the CogView beneath the video stages, and the bound one (guidance; best of 4; layers)
+    python docs/cogview_reader.py --checkpoint checkpoints/cogview.pt --frames 512 --seed 1 \
+        --guidance 3 --best-of 1 4 --out docs/figures/cogview_reader_shipped.json
+    python docs/cogview_reader.py --checkpoint checkpoints/cogview-bound.pt --frames 512 \
+        --seed 1 --guidance 1 2 3 5 --out docs/figures/cogview_reader_guidance.json
+    python docs/cogview_reader.py --checkpoint checkpoints/cogview-bound.pt --frames 512 \
+        --seed 1 --layered --guidance 1 2 3 5 \
+        --out docs/figures/cogview_reader_guidance_layered.json
+    python docs/cogview_reader.py --checkpoint checkpoints/cogview-bound.pt --frames 512 \
+        --seed 1 --guidance 3 --best-of 4 --out docs/figures/cogview_reader_best_of.json
+    python docs/cogview_reader.py --checkpoint checkpoints/cogview-bound.pt --frames 512 \
+        --seed 1 --layered --guidance 3 --best-of 4 \
+        --out docs/figures/cogview_reader_best_of_layered.json
+    python docs/cogview_reader.py --checkpoint checkpoints/cogview-bound.pt --frames 512 \
+        --seed 1 --layered --guidance 3 --best-of 4 --score likelihood \
+        --out docs/figures/cogview_reader_best_of_likelihood.json
+    # layers apart (sample cogview's default), two seeds, and 8 draws a layer
+    python docs/cogview_reader.py --checkpoint checkpoints/cogview-bound.pt --frames 512 \
+        --guidance 3 --layered --apart 4 --seed 1 --out docs/figures/cogview_reader_apart.json
+    python docs/cogview_reader.py --checkpoint checkpoints/cogview-bound.pt --frames 512 \
+        --guidance 3 --layered --apart 4 --seed 2 --out docs/figures/cogview_reader_apart_seed2.json
+    python docs/cogview_reader.py --checkpoint checkpoints/cogview-bound.pt --frames 512 \
+        --guidance 3 --layered --apart 8 --seed 1 --out docs/figures/cogview_reader_apart8.json
+    # what overlapping digits cost, real and layered frames
+    python docs/cogview_reader.py --overlap --frames 512 --seed 1 --guidance 3 \
+        --out docs/figures/cogview_reader_overlap.json
+    # the fine-tune's learning curve (python -m minivideo train cogview-bound --config small
+    # --steps 100000 --minutes 60 --threads 1 --save-every 500 --keep-every 2000 --no-eval
+    # --out runs/cogview-bound.pt, shipped by the same command with --steps 10835 --resume
+    # --export checkpoints/cogview-bound.pt)
+    python docs/cogview_reader.py --checkpoint runs/cogview-bound-step00{2,4,6,8}000.pt \
+        runs/cogview-bound-step010000.pt checkpoints/cogview-bound.pt --frames 256 --seed 1 \
+        --guidance 3 --layered --out docs/figures/cogview_reader_curve.json
+    # the figures: docs/figures/cogview_reader.png and docs/figures/cogview_samples.png
+    python docs/cogview_reader.py --plot docs/figures/cogview_reader.png
+    python docs/cogview_reader.py --samples docs/figures/cogview_samples.png --frames 8 \
+        --guidance 3
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ def test_every_string_names_an_object_of_the_right_kind():
 def test_the_commands_read_the_table():
     assert train.resolve_target("vqvae-frame") is registry.resolve(
         registry.MODELS["vqvae-frame"].target)
-    assert set(sample.SAMPLE) == set(registry.SAMPLERS) == {"image-prior", "videogpt", "cogvideo"}
+    assert set(sample.SAMPLE) == set(registry.SAMPLERS) == {"image-prior", "videogpt", "cogvideo",
+                                                            "cogview"}
     assert registry.SAMPLERS["cogvideo"] == ("cogvideo-layer-keyframes", "cogvideo-layer-interp")
     assert registry.SAMPLERS["videogpt"] == ("videogpt",)
     with pytest.raises(ValueError, match="unknown model 'nope'; known: vqvae-frame"):
