@@ -33,15 +33,17 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from minivideo.checkpoints import build_model_from_checkpoint, load_checkpoint
-from minivideo.data import generate_clips, load_digits
-from minivideo.metrics.cogvideo_quality import MIN_FRAMES, TEST_SEED, evaluate_cogview_frames
+from minivideo.metrics.cogvideo_quality import (
+    MIN_FRAMES,
+    TEST_SEED,
+    evaluate_cogview_frames,
+    test_first_frames,
+)
 from minivideo.metrics.videogpt_quality import reads_digit_sets
-from minivideo.models.cogvideo import CLIP_FRAMES, clip_config
 from minivideo.pretrained import pretrained
 
 
@@ -49,13 +51,9 @@ def calibration(judge: torch.nn.Module, num_frames: int, tokenizer: str) -> dict
     """The judge on the first frames of the test clips `evaluate_cogview_frames` captions (made
     as `encode_clips` makes them: the same seed, 64 at a time): real, box-blurred, and
     reconstructed (which must match its `frames_judge_reads_tokenizer`)."""
-    rng, test_digits = np.random.default_rng([TEST_SEED, 1, 9]), load_digits("test")
-    batches = [generate_clips(min(64, num_frames - start), test_digits,
-                              clip_config("any", CLIP_FRAMES), rng)
-               for start in range(0, num_frames, 64)]
-    frames = torch.from_numpy(np.concatenate([b.videos[:, 0] for b in batches])).float()
-    frames = frames / 255 if batches[0].videos.dtype == np.uint8 else frames
-    digits = torch.as_tensor(np.concatenate([b.digits for b in batches]))
+    real = test_first_frames(num_frames, TEST_SEED)
+    frames = torch.from_numpy(real["frames"]).float() / 255
+    digits = torch.as_tensor(real["digits"])
 
     def reads(video: torch.Tensor) -> float:
         still = video[:, None].expand(-1, MIN_FRAMES, -1, -1)
