@@ -22,7 +22,7 @@ from minivideo.models.cogvideo.generation import (
     text_to_video,
     tokenizer_of,
 )
-from minivideo.models.cogvideo.layout import encode_prompt
+from minivideo.models.cogvideo.layout import encode_prompt, frame_prompt
 from minivideo.models.cogvideo.middles import search_middles
 from minivideo.models.cogvideo.model import CogVideo, CogView
 from minivideo.models.cogvideo.search import search_keyframes, search_text_to_video
@@ -57,13 +57,14 @@ COGVIEW_LAYERED = True
 COGVIEW_APART = 4
 
 
-def prompt_layers(prompts: list[str]) -> tuple[list[str], list[int]]:
-    """Each prompt's clauses ("digit D moves ..."), in order, and the prompt of each clause."""
+def prompt_layers(prompts: list[str], check=encode_prompt) -> tuple[list[str], list[int]]:
+    """Each prompt's clauses ("digit D moves ...", or with `check=frame_prompt` a frame
+    caption's "digit D up-left"), in order, and the prompt of each clause."""
     if not isinstance(prompts, (list, tuple)) or not prompts:
         raise ValueError(f"prompts must be a non-empty list of captions, got {prompts!r}")
     clauses, owner = [], []
     for i, prompt in enumerate(prompts):
-        encode_prompt(prompt)  # the grammar's one-line error for a bad prompt
+        check(prompt)  # the grammar's one-line error for a bad prompt
         for clause in prompt.split(" and "):  # "and" only ever joins two digits' clauses
             clauses.append(clause)
             owner.append(i)
@@ -154,11 +155,8 @@ def layered_images(model: CogView, captions: list[str], *, guidance: float = 1.0
         raise ValueError(f"captions must be a non-empty list of frame captions, got {captions!r}")
     if not isinstance(apart, int) or isinstance(apart, bool) or apart < 1:
         raise ValueError(f"apart must be a positive int, got {apart!r}")
-    clauses, owner = [], []
-    for i, caption in enumerate(captions):
-        for clause in caption.split(" and "):
-            clauses.extend([clause] * apart)  # a layer's draws side by side
-            owner.append(i)
+    layers, owner = prompt_layers(captions, check=frame_prompt)
+    clauses = [clause for clause in layers for _ in range(apart)]  # a layer's draws side by side
     words = CaptionTokenizer()
     tokenizer = tokenizer_of(model)
     drawn = []

@@ -80,8 +80,8 @@ def best_of_images(model: CogView, captions: torch.Tensor, best_of: int, *,
         return sample_images(model, captions, guidance=guidance, seed=seed, **sampling)
     many = captions.repeat_interleave(best_of, dim=0)  # candidates of a caption side by side
     codes = sample_images(model, many, guidance=guidance, seed=seed, **sampling)
-    with_caption, without = image_log_likelihoods(model, many, codes)
-    ranked = with_caption - without if score == "caption" else with_caption
+    ranked = (caption_scores(model, many, codes) if score == "caption"
+              else image_log_likelihoods(model, many, codes)[0])
     scores = rearrange(ranked, "(b k) -> b k", k=best_of)
     candidates = rearrange(codes, "(b k) h w -> b k h w", k=best_of)
     return candidates[torch.arange(len(captions)), scores.argmax(dim=1)]
