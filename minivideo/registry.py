@@ -68,6 +68,9 @@ MODELS: dict[str, Entry] = {
     "videogpt-compact-t2": Entry("minivideo.models.videogpt_compact:TARGET_T2",
                                  _VIDEOGPT_FIGURES, checkpoint="videogpt",
                                  tokenizer="vqvae-compact-t2", sampler="videogpt"),
+    # issue 14: the shipped prior fine-tuned to draw clips of one digit too (layered sampling)
+    "videogpt-layers": Entry("minivideo.models.videogpt_layers:TARGET", _VIDEOGPT_FIGURES,
+                             tokenizer="vqvae-compact-t2"),
     "cogview": Entry("minivideo.models.cogvideo.recipe:COGVIEW",
                      "minivideo.metrics.cogvideo_quality:evaluate_cogview",
                      checkpoint="cogview", tokenizer="vqvae-frame-empty"),

@@ -124,11 +124,19 @@ def write_videos(path: Path, videos: np.ndarray, fps: float = 8, **extras: np.nd
     return save_video(tile(videos), path, fps=fps)
 
 
-def load_videogpt(checkpoint: str | None, cond: str, device=None) -> tuple[nn.Module, nn.Module]:
-    """--checkpoint, else the shipped one-prior VideoGPT (every conditioning), else the shipped
-    prior of `cond`: the prior (eval mode) and the tokenizer it was trained on (pairing checked)."""
-    shipped = registry.SAMPLERS["videogpt"][0]
-    default = shipped if shipped in available_pretrained() else f"videogpt-{cond}"
+# The shipped VideoGPT that also draws clips of one digit (layered class samples, issue 14).
+LAYER_PRIOR = "videogpt-layers"
+
+
+def load_videogpt(checkpoint: str | None, cond: str, device=None,
+                  layers: bool = False) -> tuple[nn.Module, nn.Module]:
+    """--checkpoint, else the shipped one-prior VideoGPT (every conditioning; with `layers`, the
+    shipped layer prior when there is one), else the shipped prior of `cond`: the prior (eval
+    mode) and the tokenizer it was trained on (pairing checked)."""
+    shipped = registry.SAMPLERS["videogpt"]
+    default = shipped[0] if shipped[0] in available_pretrained() else f"videogpt-{cond}"
+    if layers and LAYER_PRIOR in shipped and LAYER_PRIOR in available_pretrained():
+        default = LAYER_PRIOR
     prior, path = load_model(checkpoint, default, VideoGPT, "VideoGPT")
     with user_input("tokenizer"):
         tokenizer = prior_tokenizer(path, prior.config.tokenizer, device=device)

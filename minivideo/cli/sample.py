@@ -39,7 +39,7 @@ from minivideo.cli.common import (
 )
 from minivideo.data.captions import CaptionTokenizer
 from minivideo.data.video_files import load_video_file
-from minivideo.models import cogvideo, image_prior, videogpt
+from minivideo.models import cogvideo, image_prior, videogpt, videogpt_layers
 from minivideo.models.cogvideo import CogView
 from minivideo.models.cogvideo.search import search_text_to_video
 from minivideo.models.cogvideo.selfrank import best_of_images
@@ -87,9 +87,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "per caption (per clause), the best by CogView's caption score "
                              f"kept (default {cogvideo.COGVIEW_BEST_OF})")
     parser.add_argument("--apart", type=int, default=None,
-                        help="cogview: each layer drawn K times and the layers stacked where "
-                             f"their digits overlap least (default {cogvideo.COGVIEW_APART}; "
-                             "1: as drawn, overlapping as Moving MNIST's digits do)")
+                        help="cogview, and videogpt --cond class drawn in layers: each layer "
+                             "drawn K times and the layers stacked where their digits overlap "
+                             f"least (default {cogvideo.COGVIEW_APART} and "
+                             f"{videogpt_layers.LAYER_APART}; 1: as drawn, overlapping as "
+                             "Moving MNIST's digits do)")
+    parser.add_argument("--layers", choices=("auto", "on", "off"), default="auto",
+                        help="videogpt --cond class: draw each digit as a clip of its own and "
+                             "stack them (a prior trained on one-digit clips too, `train "
+                             "videogpt-layers`), or both digits in one stream of codes; auto: "
+                             "layers when the prior draws them")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
@@ -139,18 +146,37 @@ def sample_videogpt(args: argparse.Namespace, device: torch.device) -> dict[str,
     for flag, wanted in (("digits", "class"), ("frames", "frames"), ("guidance", "class")):
         if getattr(args, flag) is not None and cond != wanted:
             raise UsageError(f"--{flag} is only used with --cond {wanted} (got --cond {cond})")
-    model, tokenizer = load_videogpt(args.checkpoint, cond, device=device)
+    if args.layers == "on" and cond != "class":
+        raise UsageError(f"--layers on is only used with --cond class (got --cond {cond})")
+    if args.apart is not None and (cond != "class" or args.layers == "off"):
+        raise UsageError("--apart is only used with --cond class drawn in layers")
+    model, tokenizer = load_videogpt(args.checkpoint, cond, device=device,
+                                     layers=cond == "class" and args.layers != "off")
     if model.config.cond != cond and not model.config.null_class:
         raise UsageError(f"the checkpoint's model has cond={model.config.cond!r}, "
                          f"but --cond {cond} was asked")
     if args.guidance is not None and not model.config.null_class:
         raise UsageError("--guidance needs a prior trained with a NULL label (the one-prior "
                          "recipe, videogpt-compact)")
+    layered = cond == "class" and args.layers != "off" and bool(model.config.one_digit)
+    if args.layers == "on" and not layered:
+        raise UsageError("--layers on needs a prior trained on clips of one digit too (`train "
+                         "videogpt-layers`); this one was not")
     extras: dict[str, np.ndarray] = {}
     digits = context = None
     if cond == "class":
         digits = parse_digits(args.digits)
         extras["digits"] = np.array([digits] * args.num)
+    if layered:
+        apart = videogpt_layers.LAYER_APART if args.apart is None else args.apart
+        guidance = videogpt.CLASS_GUIDANCE if args.guidance is None else args.guidance
+        if apart < 1 or guidance < 0:
+            raise UsageError(f"--apart must be >= 1 and --guidance >= 0; got {apart} and "
+                             f"{guidance}")
+        clips = videogpt_layers.layered_class_clips(
+            model.to(device), tokenizer, torch.tensor([digits] * args.num), guidance=guidance,
+            apart=apart, seed=args.seed, batch_size=args.batch_size, **sampling_options(args))
+        return {"videos": to_uint8(clips), **extras}
     if cond == "frames":
         if args.frames is None:
             raise UsageError("--cond frames needs --frames CONTEXT.npz holding 'videos'")

@@ -70,6 +70,9 @@ CONDITIONS = ("none", "class", "frames")
 PRESETS = ("tiny", "small", "full")
 NUM_CLASSES = 10  # digit classes; a clip's class is its (sorted) pair of digits
 DIGITS_PER_CLIP = 2
+# The second "digit" of a clip that shows one (a prior with one_digit > 0): its prefix token is
+# NULL, so [3, NO_DIGIT] reads [NULL, 3] ("one digit, a 3") and [NULL, NULL] stays "no label".
+NO_DIGIT = -1
 
 
 def _describe(x: object) -> str:
@@ -109,6 +112,11 @@ class VideoGPTConfig:
     # codes forced), and gives the unconditional logits that classifier-free guidance needs.
     null_class: bool = False
     class_dropout: float = 0.0  # training: probability that a clip's label is replaced by NULL
+    # "class" with null_class: the share of training clips that show ONE digit, labelled
+    # (d, NO_DIGIT). Such a prior also draws a clip of one digit, a layer of layered sampling
+    # (`videogpt_layers.py`). Only two-digit clips lose their label to class_dropout, so the
+    # NULL pair keeps meaning "two digits, classes unknown".
+    one_digit: float = 0.0
 
     def __post_init__(self) -> None:
         if self.cond not in CONDITIONS:
@@ -121,6 +129,9 @@ class VideoGPTConfig:
         if not 0.0 <= self.class_dropout < 1.0 or (self.class_dropout and not self.null_class):
             raise ValueError(f"class_dropout must be in [0, 1) and needs null_class=True, got "
                              f"{self.class_dropout!r} (null_class={self.null_class})")
+        if not 0.0 <= self.one_digit < 1.0 or (self.one_digit and not self.null_class):
+            raise ValueError(f"one_digit must be in [0, 1) and needs null_class=True, got "
+                             f"{self.one_digit!r} (null_class={self.null_class})")
         self.grid = tuple(self.grid)  # a checkpoint's JSON gives a list
         if len(self.grid) != 3 or not all(isinstance(g, int) and g >= 1 for g in self.grid):
             raise ValueError(f"grid must be (t, h, w) of positive ints, got {self.grid!r}")
@@ -283,9 +294,14 @@ class VideoGPT(FromConfig, nn.Module):
             if digits.shape != (batch, DIGITS_PER_CLIP):
                 raise ValueError(f"digits must have shape ({batch}, {DIGITS_PER_CLIP}), got "
                                  f"{tuple(digits.shape)}")
-            if digits.numel() and (digits.min() < 0 or digits.max() >= NUM_CLASSES):
-                raise ValueError(f"unknown digit: digits must lie in 0..9, got values in "
+            low = NO_DIGIT if config.one_digit else 0
+            if digits.numel() and (digits.min() < low or digits.max() >= NUM_CLASSES):
+                allowed = "0..9, or -1 (no digit) in one slot" if low else "0..9"
+                raise ValueError(f"unknown digit: digits must lie in {allowed}, got values in "
                                  f"[{int(digits.min())}, {int(digits.max())}]")
+            if low and digits.numel() and bool((digits < 0).all(dim=1).any()):
+                raise ValueError("digits: at most one slot of a pair may be -1 (no digit); "
+                                 "for no label at all pass digits=None")
         if cond == "frames":
             k, size = config.context_frames, config.image_size
             expected = f"({batch}, {k}, {size}, {size}) uint8 or float in [0, 1]"
@@ -312,7 +328,9 @@ class VideoGPT(FromConfig, nn.Module):
                               device=device)
         if self.config.cond == "class":
             pair = torch.sort(digits.long(), dim=1).values  # {7, 3} and {3, 7}: one class
-            return (pair + self.config.num_codes).to(device)
+            tokens = torch.where(pair == NO_DIGIT, self.config.null or 0,
+                                 pair + self.config.num_codes)  # one digit: [NULL, d]
+            return tokens.to(device)
         return torch.full((batch, 1), self.config.bos, dtype=torch.long, device=device)
 
     def sequence(self, codes: torch.Tensor, digits: torch.Tensor | None = None) -> torch.Tensor:
@@ -370,6 +388,8 @@ class VideoGPT(FromConfig, nn.Module):
         if self.training and config.class_dropout > 0:
             # Condition dropout: some clips train the unconditional (NULL) model.
             drop = torch.rand(tokens.shape[0], device=tokens.device) < config.class_dropout
+            if digits is not None and config.one_digit:  # a one-digit clip keeps its label
+                drop &= (digits >= 0).all(dim=1).to(drop.device)
             tokens[drop, : config.prefix_len] = config.null
         # Position i predicts token i + 1; the prefix is given, so only codes are scored.
         targets = tokens[:, 1:].clone()
@@ -695,8 +715,8 @@ def sample_videos(model: VideoGPT, tokenizer: nn.Module, num: int, *, cond: str 
 
 
 __all__ = [
-    "CONDITIONS", "ClipCodes", "ContextEncoder", "NUM_CLIPS", "PRESETS", "SCHEDULES", "VideoGPT",
-    "schedules",
+    "CONDITIONS", "ClipCodes", "ContextEncoder", "NO_DIGIT", "NUM_CLIPS", "PRESETS", "SCHEDULES",
+    "VideoGPT", "schedules",
     "VideoGPTConfig", "build_dataset", "build_model", "check_tokenizer", "encode_clips",
     "predict_clips", "sample_clips", "sample_videos", "target",
     "videogpt_loss", "CLASS_GUIDANCE", "ONE_PRIOR", "shipped_tokenizer",

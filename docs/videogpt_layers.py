@@ -1,0 +1,159 @@
+"""Layered VideoGPT class samples, measured (issue 14; `minivideo/models/videogpt_layers.py`).
+
+Two questions, one subcommand each, on the standard test clips (`test_clips`, seed 1234):
+
+* ``ceiling``: what layers can buy through the shipped tokenizer, before any prior. Each test
+  clip's two digits are rendered apart (the same digit images on the same paths), each layer
+  is encoded and decoded on its own, and the two reconstructions are stacked by the brighter
+  pixel. The judge reads them beside the tokenizer's reconstruction of the two-digit clip,
+  split by how much ink the two digits share (more than a tenth of the smaller one's, or not).
+* ``judge``: a layer prior's class samples for the test clips' pairs (guidance 3), drawn as
+  layers (each digit drawn `--apart` times; the first draw of each gives apart = 1 from the
+  same samples) and as the two-digit stream, with the two-digit stream of `--baseline` (the
+  shipped prior) on the same clips and seeds.
+
+    python docs/videogpt_layers.py ceiling --clips 256 \
+        --out docs/figures/videogpt_layers_ceiling.json
+    python docs/videogpt_layers.py judge runs/s35/layers.pt --clips 128 --apart 4 \
+        --out docs/figures/videogpt_layers_judge.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from minivideo.checkpoints import build_model_from_checkpoint
+from minivideo.data import MovingMNIST, MovingMNISTConfig
+from minivideo.data.moving_mnist import render
+from minivideo.metrics.judge import reads_digit_sets
+from minivideo.metrics.reconstruction import TEST_SEED, reconstruct
+from minivideo.models.cogvideo.layers import ink_overlap
+from minivideo.models.videogpt import NO_DIGIT, sample_clips
+from minivideo.models.videogpt_layers import stack_apart
+from minivideo.pretrained import pretrained
+
+SHARED = 0.1  # "the digits overlap": they share more than a tenth of the smaller one's ink
+
+
+def layers_of_test_clips(num: int) -> dict[str, torch.Tensor]:
+    """The first `num` test clips (as `test_clips`), each with its two digits rendered apart:
+    'video' uint8 (n T H W), 'layers' uint8 (n 2 T H W), 'digits' (n 2)."""
+    data = MovingMNIST("test", num_clips=num, seed=TEST_SEED,
+                       config=MovingMNISTConfig(num_frames=16))
+    videos, layers, digits = [], [], []
+    for i in range(num):
+        clip = data.clip(i)
+        images = data.digits[0][clip.digit_ids]  # (1, 2, 28, 28)
+        where = clip.trajectories.positions_int  # (1, T, 2, 2)
+        layers.append(np.stack([render(images[:, [s]], where[:, :, [s]])[0] for s in range(2)]))
+        videos.append(clip.videos[0])
+        digits.append(clip.digits[0])
+    return {"video": torch.from_numpy(np.stack(videos)),
+            "layers": torch.from_numpy(np.stack(layers)),
+            "digits": torch.from_numpy(np.stack(digits))}
+
+
+def clip_overlap(layers: torch.Tensor) -> torch.Tensor:
+    """Layers (n 2 T H W) → (n,): ink shared by the two digits over the clip, as a share of the
+    smaller one's."""
+    pixels = layers.float() / 255 if layers.dtype == torch.uint8 else layers
+    return ink_overlap(rearrange(pixels, "n l t h w -> n l (t h) w"))
+
+
+def split_reads(reads: torch.Tensor, shared: torch.Tensor) -> dict[str, float]:
+    """Mean reads, over all clips and over the clips whose digits overlap or not."""
+    return {"all": float(reads.float().mean()),
+            "overlapping": float(reads[shared].float().mean()),
+            "apart": float(reads[~shared].float().mean())}
+
+
+def ceiling(args: argparse.Namespace) -> dict:
+    judge, tokenizer = pretrained("judge"), pretrained(args.tokenizer)
+    clips = layers_of_test_clips(args.clips)
+    shared = clip_overlap(clips["layers"]) > SHARED
+    recon = reconstruct(tokenizer, clips["video"], batch_size=32)
+    layer_recon = reconstruct(tokenizer, rearrange(clips["layers"], "n l t h w -> (n l) t h w"),
+                              batch_size=32)
+    stacked = rearrange(layer_recon, "(n l) t h w -> n l t h w", l=2).amax(dim=1)
+    digits = clips["digits"]
+    return {"tokenizer": args.tokenizer, "test_clips": args.clips,
+            "share_overlapping": float(shared.float().mean()),
+            "real": split_reads(reads_digit_sets(judge, clips["video"], digits), shared),
+            "tokenizer_two_digits": split_reads(reads_digit_sets(judge, recon, digits), shared),
+            "tokenizer_layers": split_reads(reads_digit_sets(judge, stacked, digits), shared)}
+
+
+def judge_prior(args: argparse.Namespace) -> dict:
+    judge = pretrained("judge")
+    prior = build_model_from_checkpoint(args.prior).eval()
+    tokenizer = pretrained(prior.config.tokenizer)
+    clips = layers_of_test_clips(args.clips)
+    digits = clips["digits"]
+    rows: dict = {"prior": str(args.prior), "test_clips": args.clips, "guidance": args.guidance,
+                  "apart": args.apart}
+    began = time.perf_counter()
+    # layers: every (clip, slot) drawn `apart` times; draw 0 of each is the apart = 1 sample
+    wanted = digits[:, :, None].expand(-1, -1, args.apart).reshape(-1)
+    labels = torch.stack([wanted, torch.full_like(wanted, NO_DIGIT)], dim=1)
+    drawn = sample_clips(prior, tokenizer, len(labels), digits=labels, guidance=args.guidance,
+                         seed=21, batch_size=32)
+    drawn = rearrange(drawn, "(n l k) t h w -> n l k t h w", l=2, k=args.apart)
+    first = drawn[:, :, 0]
+    shared = clip_overlap(first) > SHARED
+    rows["layers_apart_1"] = split_reads(reads_digit_sets(judge, first.amax(dim=1), digits),
+                                         shared)
+    apart = stack_apart(drawn)
+    rows[f"layers_apart_{args.apart}"] = float(reads_digit_sets(judge, apart, digits)
+                                               .float().mean())
+    rows["layer_seconds"] = round(time.perf_counter() - began)
+    for name, path in (("two_digits", args.prior), ("baseline_two_digits", args.baseline)):
+        model = build_model_from_checkpoint(path).eval()
+        guided = sample_clips(model, tokenizer, args.clips, digits=digits,
+                              guidance=args.guidance, seed=11, batch_size=32)
+        rows[name] = float(reads_digit_sets(judge, guided, digits).float().mean())
+    rows["baseline"] = str(args.baseline)
+    rows["real"] = float(reads_digit_sets(judge, clips["video"], digits).float().mean())
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    one = sub.add_parser("ceiling", help="the tokenizer's reads of two-digit and layered clips")
+    one.add_argument("--tokenizer", default="vqvae-compact-t2")
+    two = sub.add_parser("judge", help="a layer prior's class samples, layered and not")
+    two.add_argument("prior", type=Path)
+    two.add_argument("--baseline", type=Path, default=Path("checkpoints/videogpt.pt"))
+    two.add_argument("--apart", type=int, default=4)
+    two.add_argument("--guidance", type=float, default=3.0)
+    for p in (one, two):
+        p.add_argument("--clips", type=int, default=256)
+        p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.clips < 1:
+        parser.error(f"--clips must be positive, got {args.clips}")
+    if args.command == "judge" and args.apart < 1:
+        parser.error(f"--apart must be positive, got {args.apart}")
+    torch.set_num_threads(args.threads)
+    began = time.perf_counter()
+    rows = ceiling(args) if args.command == "ceiling" else judge_prior(args)
+    rows = {"command": "python docs/videogpt_layers.py " + " ".join(
+        sys.argv[1:] if argv is None else argv), **rows,
+        "cpu_seconds": round(time.perf_counter() - began)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    print(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Layered VideoGPT class samples (issue 14): one-digit labels, the mixed stream, stacking apart."""
+
+import numpy as np
+import pytest
+import torch
+
+from minivideo.__main__ import main as cli
+from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint, write_manifest
+from minivideo.data import MovingMNIST, MovingMNISTConfig
+from minivideo.models.videogpt import NO_DIGIT, VideoGPT, VideoGPTConfig
+from minivideo.models.videogpt_layers import LayerStream, layered_class_clips, stack_apart
+from minivideo.utils import to_uint8
+from minivideo.vqvae import ClipTokenizer, ClipTokenizerConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def _prior(**overrides) -> VideoGPT:
+    config = dict(num_codes=32, grid=(4, 8, 8), tokenizer="vqvae-compact", null_class=True,
+                  class_dropout=0.1, one_digit=0.5)
+    return VideoGPT(VideoGPTConfig.preset("tiny", "class", **{**config, **overrides}))
+
+
+def _tokenizer() -> ClipTokenizer:
+    torch.manual_seed(0)
+    tokenizer = ClipTokenizer(ClipTokenizerConfig.compact("tiny"))
+    with torch.no_grad():  # far-apart code vectors: different codes decode to different pixels
+        tokenizer.quantizer.embedding.normal_(0, 20)
+    return tokenizer.eval()
+
+
+def test_a_one_digit_label_reads_null_then_the_digit():
+    model = _prior()
+    null, codes = model.config.null, model.config.num_codes
+    assert model.prefix(2, torch.tensor([[3, NO_DIGIT], [NO_DIGIT, 8]])).tolist() == [
+        [null, codes + 3], [null, codes + 8]]
+    assert model.prefix(1, torch.tensor([[7, 3]])).tolist() == [[codes + 3, codes + 7]]
+
+
+@pytest.mark.parametrize("digits, match", [
+    ([[NO_DIGIT, NO_DIGIT]], "at most one slot"),
+    ([[3, -2]], r"0\.\.9, or -1"),
+])
+def test_bad_one_digit_labels_are_refused(digits, match):
+    with pytest.raises(ValueError, match=match):
+        _prior()._check_condition(1, torch.tensor(digits), None)
+
+
+def test_a_prior_not_trained_on_one_digit_refuses_the_label():
+    with pytest.raises(ValueError, match=r"digits must lie in 0\.\.9,"):
+        _prior(one_digit=0.0)._check_condition(1, torch.tensor([[3, NO_DIGIT]]), None)
+    with pytest.raises(ValueError, match="one_digit must be in"):
+        _prior(one_digit=1.0)
+    with pytest.raises(ValueError, match="needs null_class"):
+        _prior(one_digit=0.5, null_class=False, class_dropout=0.0)
+
+
+def test_condition_dropout_never_takes_a_one_digit_clip_s_label():
+    torch.manual_seed(0)
+    model = _prior(class_dropout=0.5)
+    seen = []
+    original = model.gpt.forward
+
+    def spy(tokens, *args, **kwargs):
+        seen.append(tokens[:, :2].clone())
+        return original(tokens, *args, **kwargs)
+
+    model.gpt.forward = spy
+    codes = torch.randint(0, 32, (128, 4, 8, 8))
+    digits = torch.randint(0, 10, (128, 2))
+    one = torch.arange(128) % 2 == 0
+    digits[one, 1] = NO_DIGIT
+    model.train()(codes, digits=digits)
+    dropped = (seen[0] == model.config.null).all(dim=1)
+    assert not dropped[one].any()
+    assert 0.3 < float(dropped[~one].float().mean()) < 0.7
+
+
+def test_the_layer_stream_mixes_fresh_one_and_two_digit_clips():
+    data = LayerStream("train", seed=3, one_digit=0.5)
+    items = [data[i] for i in range(120)]
+    one = [i for i, item in enumerate(items) if item["digits"][1] == NO_DIGIT]
+    assert 0.35 < len(one) / len(items) < 0.65
+    single = MovingMNIST("train", num_clips=None, seed=4,
+                         config=MovingMNISTConfig(num_frames=16, num_digits=1))
+    i = one[0]
+    assert torch.equal(items[i]["video"], single[i]["video"])
+    assert int(items[i]["digits"][0]) == int(single[i]["digits"][0])
+    two = next(i for i in range(len(items)) if i not in one)
+    assert (items[two]["digits"] >= 0).all()
+    assert torch.equal(data[two]["video"], items[two]["video"])  # the same item every time
+    # one digit's ink is about half of two digits'
+    ink = [float((item["video"] > 76).float().mean()) for item in items]
+    assert np.mean([ink[i] for i in one]) < 0.7 * np.mean(
+        [ink[i] for i in range(len(items)) if i not in one])
+    with pytest.raises(ValueError, match="one_digit must be a share"):
+        LayerStream(one_digit=1.5)
+
+
+def test_stacking_apart_keeps_the_draws_whose_ink_overlaps_least():
+    layers = torch.zeros(1, 2, 3, 2, 8, 8)  # (b, layer, draw, T, H, W)
+    layers[0, 0, :, :, 0:4, 0:4] = 1.0  # every draw of the first layer: top-left
+    layers[0, 1, 0, :, 0:4, 0:4] = 0.8  # second layer, draw 0: on top of it
+    layers[0, 1, 1, :, 4:8, 4:8] = 0.6  # draw 1: apart
+    layers[0, 1, 2, :, 4:8, 4:8] = 0.9  # draw 2: as far apart, later: the first one wins
+    clip = stack_apart(layers)
+    assert clip.shape == (1, 2, 8, 8)
+    assert torch.equal(clip[0], torch.maximum(layers[0, 0, 0], layers[0, 1, 1]))
+    with pytest.raises(ValueError, match="2 layers per clip"):
+        stack_apart(torch.zeros(1, 3, 2, 2, 8, 8))
+
+
+def test_layered_class_clips_are_seeded_stacks_of_one_digit_layers():
+    torch.manual_seed(0)
+    model, tokenizer = _prior().eval(), _tokenizer()
+    digits = torch.tensor([[3, 7], [1, 1]])
+    a = layered_class_clips(model, tokenizer, digits, apart=2, seed=5, guidance=2.0)
+    b = layered_class_clips(model, tokenizer, digits, apart=2, seed=5, guidance=2.0)
+    c = layered_class_clips(model, tokenizer, digits, apart=2, seed=6, guidance=2.0)
+    assert a.shape == (2, 16, 64, 64) and 0 <= float(a.min()) and float(a.max()) <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(apart=0), "apart must be a positive int"),
+    (dict(digits=torch.tensor([[3, 12]])), r"digits must lie in 0\.\.9"),
+    (dict(digits=torch.tensor([3, 7])), r"digits must be an integer tensor \(b, 2\)"),
+])
+def test_bad_layered_requests_are_refused(kwargs, match):
+    arguments = {"digits": torch.tensor([[3, 7]]), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        layered_class_clips(_prior().eval(), _tokenizer(), arguments.pop("digits"), **arguments)
+    with pytest.raises(ValueError, match="clips of one digit too"):
+        layered_class_clips(_prior(one_digit=0.0), _tokenizer(), torch.tensor([[3, 7]]))
+
+
+def test_the_sample_command_draws_layers_when_the_prior_can(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MINIVIDEO_CHECKPOINTS", str(tmp_path))
+    tokenizer = _tokenizer()
+    path = save_checkpoint(tmp_path / "vqvae-compact.pt", model=tokenizer)
+    write_manifest(path, command="test", data_seed=0, train_seconds=0, device="cpu", metrics={})
+    torch.manual_seed(0)
+    files = {}
+    for name, one_digit in (("layers", 0.5), ("plain", 0.0)):
+        prior = _prior(one_digit=one_digit)
+        files[name] = save_checkpoint(tmp_path / f"{name}.pt", model=prior,
+                                      model_config=prior.config_dict())
+        write_manifest(files[name], command="test", data_seed=0, train_seconds=0,
+                       device="cpu", metrics={})
+
+    def sample(name, *extra):
+        out = tmp_path / "out.npz"
+        try:
+            cli(["sample", "videogpt", "--cond", "class", "--digits", "3,7", "--num", "2",
+                 "--checkpoint", str(files[name]), "--out", str(out), "--no-progress",
+                 "--seed", "4", *extra])
+        except SystemExit:  # a usage error: the message is on stderr
+            return None
+        with np.load(out) as saved:
+            return saved["videos"]
+
+    layered = sample("layers", "--apart", "2")
+    prior = build_model_from_checkpoint(files["layers"]).eval()
+    expected = layered_class_clips(prior, tokenizer, torch.tensor([[3, 7]] * 2),
+                                   apart=2, seed=4)
+    assert np.array_equal(layered, to_uint8(expected))
+    assert not np.array_equal(sample("layers", "--layers", "off"), layered)
+    assert sample("plain", "--layers", "on") is None
+    assert "--layers on needs a prior trained on clips of one digit" in capsys.readouterr().err
+    assert sample("plain", "--apart", "2", "--layers", "off") is None
+    assert "--apart is only used with --cond class drawn in layers" in capsys.readouterr().err
