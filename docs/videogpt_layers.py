@@ -10,7 +10,10 @@ Two questions, one subcommand each, on the standard test clips (`test_clips`, se
 * ``judge``: a layer prior's class samples for the test clips' pairs (guidance 3), drawn as
   layers (each digit drawn `--apart` times; the first draw of each gives apart = 1 from the
   same samples) and as the two-digit stream, with the two-digit stream of `--baseline` (the
-  shipped prior) on the same clips and seeds.
+  shipped prior) on the same clips and seeds; and unconditional samples drawn in layers
+  (`layered_unconditional_clips`: two uniform classes, each layer unguided, stacked as drawn)
+  beside the baseline's unconditional samples, by Fréchet Judge Distance on `--frechet-clips`
+  (the manifests' 64: only distances over the same counts compare).
 
     python docs/videogpt_layers.py ceiling --clips 256 \
         --out docs/figures/videogpt_layers_ceiling.json
@@ -33,11 +36,12 @@ from einops import rearrange
 from minivideo.checkpoints import build_model_from_checkpoint
 from minivideo.data import MovingMNIST, MovingMNISTConfig
 from minivideo.data.moving_mnist import render
-from minivideo.metrics.judge import reads_digit_sets
-from minivideo.metrics.reconstruction import TEST_SEED, reconstruct
+from minivideo.metrics.frechet import frechet_distance
+from minivideo.metrics.judge import judge_features, reads_digit_sets
+from minivideo.metrics.reconstruction import TEST_SEED, reconstruct, test_clips
 from minivideo.models.cogvideo.layers import ink_overlap
 from minivideo.models.videogpt import NO_DIGIT, sample_clips
-from minivideo.models.videogpt_layers import stack_apart
+from minivideo.models.videogpt_layers import layered_unconditional_clips, stack_apart
 from minivideo.pretrained import pretrained
 
 SHARED = 0.1  # "the digits overlap": they share more than a tenth of the smaller one's ink
@@ -120,6 +124,18 @@ def judge_prior(args: argparse.Namespace) -> dict:
                               guidance=args.guidance, seed=11, batch_size=32)
         rows[name] = float(reads_digit_sets(judge, guided, digits).float().mean())
     rows["baseline"] = str(args.baseline)
+    n = args.frechet_clips
+    real = judge_features(judge, test_clips(n, 16)["video"])
+    other = test_clips(n, 16, seed=4321)["video"]
+    layered = layered_unconditional_clips(prior, tokenizer, n, seed=31, batch_size=32)
+    plain = sample_clips(build_model_from_checkpoint(args.baseline).eval(), tokenizer, n,
+                         seed=31, batch_size=32)
+    rows["frechet_clips"] = n
+    rows["frechet_layers"] = frechet_distance(judge_features(judge, layered), real)
+    rows["frechet_baseline"] = frechet_distance(judge_features(judge, plain), real)
+    rows["frechet_first_frame_repeated"] = frechet_distance(
+        judge_features(judge, other[:, :1].expand_as(other)), real)
+    rows["frechet_real_vs_real"] = frechet_distance(judge_features(judge, other), real)
     rows["real"] = float(reads_digit_sets(judge, clips["video"], digits).float().mean())
     return rows
 
@@ -134,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     two.add_argument("--baseline", type=Path, default=Path("checkpoints/videogpt.pt"))
     two.add_argument("--apart", type=int, default=4)
     two.add_argument("--guidance", type=float, default=3.0)
+    two.add_argument("--frechet-clips", type=int, default=64)
     for p in (one, two):
         p.add_argument("--clips", type=int, default=256)
         p.add_argument("--threads", type=int, default=2)

@@ -174,10 +174,25 @@ def layered_class_clips(model: VideoGPT, tokenizer: nn.Module, digits: torch.Ten
     return stack_apart(layers)
 
 
+@torch.no_grad()
+def layered_unconditional_clips(model: VideoGPT, tokenizer: nn.Module, num: int, *,
+                                seed: int = 0, **sampling) -> torch.Tensor:
+    """num clips float [0, 1] (num, T, H, W) with no condition given: each clip's two digit
+    classes drawn uniformly (as Moving MNIST draws MNIST digits, whose classes are within a few
+    percent of uniform), each layer drawn from the prior unguided and the two stacked as drawn
+    (apart = 1: crossings as often as in the data)."""
+    if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+        raise ValueError(f"num must be a positive int, got {num!r}")
+    classes = torch.randint(0, 10, (num, 2), generator=torch.Generator().manual_seed(seed))
+    return layered_class_clips(model, tokenizer, classes, guidance=1.0, apart=1, seed=seed,
+                               **sampling)
+
+
 def layer_tokenizer(model: VideoGPT) -> nn.Module:
     """The shipped tokenizer a layer prior decodes with."""
     return shipped_tokenizer(model.config.tokenizer)
 
 
 __all__ = ["LAYER_APART", "LayerStream", "ONE_DIGIT", "TARGET", "build_layer_prior",
-           "check_layer_prior", "layer_tokenizer", "layered_class_clips", "stack_apart"]
+           "check_layer_prior", "layer_tokenizer", "layered_class_clips",
+           "layered_unconditional_clips", "stack_apart"]
