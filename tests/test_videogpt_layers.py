@@ -8,7 +8,12 @@ from minivideo.__main__ import main as cli
 from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint, write_manifest
 from minivideo.data import MovingMNIST, MovingMNISTConfig
 from minivideo.models.videogpt import NO_DIGIT, VideoGPT, VideoGPTConfig
-from minivideo.models.videogpt_layers import LayerStream, layered_class_clips, stack_apart
+from minivideo.models.videogpt_layers import (
+    LayerStream,
+    layered_class_clips,
+    layered_unconditional_clips,
+    stack_apart,
+)
 from minivideo.utils import to_uint8
 from minivideo.vqvae import ClipTokenizer, ClipTokenizerConfig
 
@@ -169,3 +174,13 @@ def test_the_sample_command_draws_layers_when_the_prior_can(tmp_path, monkeypatc
     assert "--layers on needs a prior trained on clips of one digit" in capsys.readouterr().err
     assert sample("plain", "--apart", "2", "--layers", "off") is None
     assert "--apart is only used with --cond class drawn in layers" in capsys.readouterr().err
+
+
+def test_layered_unconditional_clips_draw_their_own_classes_from_a_seed():
+    model, tokenizer = _prior().eval(), _tokenizer()
+    a = layered_unconditional_clips(model, tokenizer, 2, seed=3)
+    assert a.shape == (2, 16, 64, 64)
+    assert torch.equal(a, layered_unconditional_clips(model, tokenizer, 2, seed=3))
+    assert not torch.equal(a, layered_unconditional_clips(model, tokenizer, 2, seed=4))
+    with pytest.raises(ValueError, match="num must be a positive int"):
+        layered_unconditional_clips(model, tokenizer, 0)
