@@ -159,6 +159,36 @@ def test_the_shipped_prior_models_its_tokenizer_and_its_figures_reproduce(monkey
     assert abs(bits - manifest["metrics"]["test_bits_per_code"]) < 0.5, bits
 
 
+@pytest.mark.skipif("videogpt-layers" not in NAMES, reason="videogpt-layers is not shipped")
+def test_the_shipped_layer_prior_draws_one_digit_of_the_class_it_is_given(monkeypatch):
+    """Issue 14's layer prior: on one-digit test clips the right digit costs fewer bits than a
+    wrong one, and a layer ([NULL, d]) holds about half the ink of a two-digit sample."""
+    from minivideo.data import MovingMNIST, MovingMNISTConfig
+    from minivideo.metrics.videogpt_quality import bits_per_code
+    from minivideo.models.videogpt import NO_DIGIT, sample_clips
+
+    monkeypatch.delenv(CHECKPOINTS_VARIABLE, raising=False)
+    prior = pretrained("videogpt-layers")
+    tokenizer = pretrained(prior.config.tokenizer)
+    assert prior.config.one_digit > 0 and prior.config.null_class
+    data = MovingMNIST("test", num_clips=8, seed=5,
+                       config=MovingMNISTConfig(num_frames=16, num_digits=1))
+    video = torch.stack([data[i]["video"] for i in range(8)])
+    digit = torch.stack([data[i]["digits"][0] for i in range(8)])
+    codes = tokenizer.encode(video)
+    right = bits_per_code(prior, codes, torch.stack([digit, torch.full_like(digit, NO_DIGIT)], 1),
+                          video[:, :8])
+    wrong = bits_per_code(prior, codes, torch.stack([(digit + 5) % 10,
+                                                     torch.full_like(digit, NO_DIGIT)], 1),
+                          video[:, :8])
+    assert right < wrong - 0.02, (right, wrong)
+    pairs = torch.tensor([[3, 7], [0, 5]])
+    layer = torch.stack([pairs[:, 0], torch.full((2,), NO_DIGIT)], 1)
+    one = sample_clips(prior, tokenizer, 2, digits=layer, guidance=3.0, seed=0)
+    two = sample_clips(prior, tokenizer, 2, digits=pairs, guidance=3.0, seed=0)
+    assert float((one > 0.3).float().mean()) < 0.75 * float((two > 0.3).float().mean())
+
+
 # --------------------------------------------------------------------------- CogVideo stages
 @pytest.mark.parametrize("name", ["cogview", "cogvideo-keyframes", "cogvideo-layer-keyframes"])
 def test_the_shipped_cogvideo_stages_reproduce_their_figures(name, monkeypatch):

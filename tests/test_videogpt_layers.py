@@ -34,12 +34,14 @@ def _tokenizer() -> ClipTokenizer:
     return tokenizer.eval()
 
 
-def test_a_one_digit_label_reads_null_then_the_digit():
+def test_a_one_digit_label_reads_bos_then_the_digit_and_drops_to_bos_null():
     model = _prior()
-    null, codes = model.config.null, model.config.num_codes
-    assert model.prefix(2, torch.tensor([[3, NO_DIGIT], [NO_DIGIT, 8]])).tolist() == [
-        [null, codes + 3], [null, codes + 8]]
-    assert model.prefix(1, torch.tensor([[7, 3]])).tolist() == [[codes + 3, codes + 7]]
+    null, bos, codes = model.config.null, model.config.bos, model.config.num_codes
+    digits = torch.tensor([[3, NO_DIGIT], [NO_DIGIT, 8], [7, 3]])
+    assert model.prefix(3, digits).tolist() == [[bos, codes + 3], [bos, codes + 8],
+                                                [codes + 3, codes + 7]]
+    assert model.null_prefix(3, digits).tolist() == [[bos, null], [bos, null], [null, null]]
+    assert model.null_prefix(2, None).tolist() == [[null, null]] * 2
 
 
 @pytest.mark.parametrize("digits, match", [
@@ -60,7 +62,7 @@ def test_a_prior_not_trained_on_one_digit_refuses_the_label():
         _prior(one_digit=0.5, null_class=False, class_dropout=0.0)
 
 
-def test_condition_dropout_never_takes_a_one_digit_clip_s_label():
+def test_condition_dropout_keeps_a_one_digit_clip_one_digit():
     torch.manual_seed(0)
     model = _prior(class_dropout=0.5)
     seen = []
@@ -76,9 +78,14 @@ def test_condition_dropout_never_takes_a_one_digit_clip_s_label():
     one = torch.arange(128) % 2 == 0
     digits[one, 1] = NO_DIGIT
     model.train()(codes, digits=digits)
-    dropped = (seen[0] == model.config.null).all(dim=1)
-    assert not dropped[one].any()
-    assert 0.3 < float(dropped[~one].float().mean()) < 0.7
+    null, bos = model.config.null, model.config.bos
+    prefix = seen[0]
+    assert (prefix[one, 0] == bos).all()  # one digit, labelled or not
+    dropped_one = prefix[one, 1] == null
+    dropped_two = (prefix[~one] == null).all(dim=1)
+    assert not (prefix[~one] == bos).any()
+    for dropped in (dropped_one, dropped_two):
+        assert 0.3 < float(dropped.float().mean()) < 0.7
 
 
 def test_the_layer_stream_mixes_fresh_one_and_two_digit_clips():

@@ -70,8 +70,11 @@ CONDITIONS = ("none", "class", "frames")
 PRESETS = ("tiny", "small", "full")
 NUM_CLASSES = 10  # digit classes; a clip's class is its (sorted) pair of digits
 DIGITS_PER_CLIP = 2
-# The second "digit" of a clip that shows one (a prior with one_digit > 0): its prefix token is
-# NULL, so [3, NO_DIGIT] reads [NULL, 3] ("one digit, a 3") and [NULL, NULL] stays "no label".
+# The second "digit" of a clip that shows one (a prior with one_digit > 0). Its prefix token is
+# BOS, which a class prior never reads otherwise (its prefix is two class tokens): [3, NO_DIGIT]
+# reads [BOS, 3], "one digit, a 3", and its label drops to [BOS, NULL], "one digit, class
+# unknown", the layer's own unconditional for guidance. Marking it with NULL instead ([NULL, 3])
+# failed: the prior learned "NULL first: one digit" and drew one digit for [NULL, NULL] too.
 NO_DIGIT = -1
 
 
@@ -113,9 +116,9 @@ class VideoGPTConfig:
     null_class: bool = False
     class_dropout: float = 0.0  # training: probability that a clip's label is replaced by NULL
     # "class" with null_class: the share of training clips that show ONE digit, labelled
-    # (d, NO_DIGIT). Such a prior also draws a clip of one digit, a layer of layered sampling
-    # (`videogpt_layers.py`). Only two-digit clips lose their label to class_dropout, so the
-    # NULL pair keeps meaning "two digits, classes unknown".
+    # (d, NO_DIGIT), prefix [BOS, d]. Such a prior also draws a clip of one digit, a layer of
+    # layered sampling (`videogpt_layers.py`). A dropped label stays one-digit: [BOS, NULL], so
+    # the NULL pair keeps meaning "two digits, classes unknown".
     one_digit: float = 0.0
 
     def __post_init__(self) -> None:
@@ -328,10 +331,19 @@ class VideoGPT(FromConfig, nn.Module):
                               device=device)
         if self.config.cond == "class":
             pair = torch.sort(digits.long(), dim=1).values  # {7, 3} and {3, 7}: one class
-            tokens = torch.where(pair == NO_DIGIT, self.config.null or 0,
-                                 pair + self.config.num_codes)  # one digit: [NULL, d]
+            tokens = torch.where(pair == NO_DIGIT, self.config.bos,
+                                 pair + self.config.num_codes)  # one digit: [BOS, d]
             return tokens.to(device)
         return torch.full((batch, 1), self.config.bos, dtype=torch.long, device=device)
+
+    def null_prefix(self, batch: int, digits: torch.Tensor | None = None) -> torch.Tensor:
+        """The prefix of the same clips without their labels (b, 2): the NULL pair, or [BOS,
+        NULL] for a clip of one digit (digits holding NO_DIGIT)."""
+        null = self.prefix(batch, None)
+        if digits is not None and self.config.one_digit:
+            one = (digits == NO_DIGIT).any(dim=1).to(null.device)
+            null[one, 0] = self.config.bos
+        return null
 
     def sequence(self, codes: torch.Tensor, digits: torch.Tensor | None = None) -> torch.Tensor:
         """The prior's tokens (b, prefix_len + t·h·w): the prefix, then codes (b t h w) in raster
@@ -388,9 +400,8 @@ class VideoGPT(FromConfig, nn.Module):
         if self.training and config.class_dropout > 0:
             # Condition dropout: some clips train the unconditional (NULL) model.
             drop = torch.rand(tokens.shape[0], device=tokens.device) < config.class_dropout
-            if digits is not None and config.one_digit:  # a one-digit clip keeps its label
-                drop &= (digits >= 0).all(dim=1).to(drop.device)
-            tokens[drop, : config.prefix_len] = config.null
+            null = self.null_prefix(tokens.shape[0], digits)  # one-digit clips stay one-digit
+            tokens[drop, : config.prefix_len] = null[drop]
         # Position i predicts token i + 1; the prefix is given, so only codes are scored.
         targets = tokens[:, 1:].clone()
         targets[:, : config.prefix_len - 1] = -100
@@ -437,7 +448,7 @@ class VideoGPT(FromConfig, nn.Module):
             if not self.config.null_class or digits is None:
                 raise ValueError("guidance needs a class prior with null_class and digits")
             uncond = prefix.clone()
-            uncond[:, : self.config.prefix_len] = self.config.null
+            uncond[:, : self.config.prefix_len] = self.null_prefix(num, digits)
         out = generate(
             self.gpt, prefix, self.config.num_tokens + self.config.prefix_len - prefix.shape[1],
             context=self.encode_context(frames), allowed=self.code_ids(), seed=seed,

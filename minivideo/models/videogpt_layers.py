@@ -7,12 +7,14 @@ their ink and 79% elsewhere (`docs/videogpt_layers.py ceiling`). Moving MNIST it
 otherwise: each digit is pasted on its own and a frame keeps the brighter pixel.
 
 So this recipe fine-tunes the shipped prior on a stream in which half of the clips show ONE
-digit, labelled (d, NO_DIGIT), i.e. the prefix [NULL, d] (`VideoGPTConfig.one_digit`). The same
-checkpoint still does everything the shipped one does (the two-digit clips, their NULL pair,
-prediction), and it can also draw a *layer*: a clip of one digit of a given class.
+digit, labelled (d, NO_DIGIT), i.e. the prefix [BOS, d] (`VideoGPTConfig.one_digit`); a tenth
+of them drop their label to [BOS, NULL], as a tenth of the two-digit clips drop theirs to
+[NULL, NULL]. The same checkpoint still does everything the shipped one does (the two-digit
+clips, their NULL pair, prediction), and it can also draw a *layer*: a clip of one digit of a
+given class.
 
-`layered_class_clips` draws each digit of a requested pair as a layer of its own (guided, as
-class samples are, against the NULL pair), decodes each, and keeps the brighter pixel. With
+`layered_class_clips` draws each digit of a requested pair as a layer of its own (guided against
+[BOS, NULL], one digit of no class), decodes each, and keeps the brighter pixel. With
 apart = K every layer is drawn K times and, of the K × K ways to stack a clip's two layers, the
 one whose digits share the least ink over the clip is kept (pixels only: no reader is involved),
 which gives up Moving MNIST's crossing digits for legible ones; apart=1 keeps them.
@@ -108,9 +110,9 @@ TARGET = Target(
     loss_fn=compact_loss,
     schedules={
         "tiny": SCHEDULES["tiny"],
-        # a fine-tune at a tenth of the GPU run's rate: 4.9 s a step of 16 clips on 2 CPU cores
-        # in float32 (an AMD EPYC without native bf16), so 1,000 steps take ~80 minutes
-        "small": dict(steps=1000, batch_size=16, lr=1e-4, warmup_steps=50, weight_decay=0.01),
+        # a fine-tune at half the GPU run's rate: 5 s a step of 16 clips on 2 CPU cores in
+        # float32 (an AMD EPYC without native bf16), so 600 steps take ~50 minutes
+        "small": dict(steps=600, batch_size=16, lr=5e-4, warmup_steps=50, weight_decay=0.01),
         "full": dict(SCHEDULES["full"], lr=3e-4),
     },
     eval_batch=lambda preset, size: held_out_batch(preset, size, name=TOKENIZER),
@@ -153,7 +155,7 @@ def layered_class_clips(model: VideoGPT, tokenizer: nn.Module, digits: torch.Ten
                         seed: int = 0, batch_size: int = 16, progress: bool = False,
                         **sampling) -> torch.Tensor:
     """Pairs of digits (b, 2) → clips float [0, 1] (b, T, H, W): each digit drawn `apart` times
-    as a clip of its own ([NULL, d], guided against the NULL pair), decoded, and the two
+    as a clip of its own ([BOS, d], guided against [BOS, NULL]), decoded, and the two
     layers whose ink overlaps least stacked by the brighter pixel."""
     check_layer_prior(model)
     if not isinstance(apart, int) or isinstance(apart, bool) or apart < 1:
