@@ -17,8 +17,13 @@ Two questions, one subcommand each, on the standard test clips (`test_clips`, se
 
     python docs/videogpt_layers.py ceiling --clips 256 \
         --out docs/figures/videogpt_layers_ceiling.json
-    python docs/videogpt_layers.py judge runs/s35/layers.pt --clips 128 --apart 4 \
+    python docs/videogpt_layers.py judge checkpoints/videogpt-layers.pt --clips 128 --apart 4 \
         --out docs/figures/videogpt_layers_judge.json
+    python docs/videogpt_layers.py gif --out docs/figures/videogpt_layers.gif
+
+``gif``: README's figure. Rows: the 4 test clips of `docs/make_figures.py` (seed 0); the shipped
+prior asked for their digits as one stream (guidance 3); the layer prior asked for them in
+layers (apart 4); the same layers as drawn (apart 1).
 """
 
 from __future__ import annotations
@@ -140,6 +145,30 @@ def judge_prior(args: argparse.Namespace) -> dict:
     return rows
 
 
+def gif(args: argparse.Namespace) -> dict:
+    from minivideo.data import load_digits
+    from minivideo.data.moving_mnist import generate_clips
+    from minivideo.models.videogpt_layers import LAYER_APART, layered_class_clips
+    from minivideo.utils import to_uint8
+    from minivideo.viz import save_video
+
+    clips = generate_clips(4, load_digits("test"), MovingMNISTConfig(num_frames=16), seed=0)
+    digits = torch.from_numpy(clips.digits)
+    shipped, layers = pretrained("videogpt"), pretrained("videogpt-layers")
+    tokenizer = pretrained(layers.config.tokenizer)
+    stream = sample_clips(shipped, tokenizer, 4, digits=digits, guidance=3.0, seed=0)
+    apart = layered_class_clips(layers, tokenizer, digits, apart=LAYER_APART, seed=0)
+    drawn = layered_class_clips(layers, tokenizer, digits, apart=1, seed=0)
+    rows = [clips.videos, to_uint8(stream), to_uint8(apart), to_uint8(drawn)]
+    grid = np.concatenate([np.concatenate(list(row), axis=2) for row in rows], axis=1)
+    save_video(grid, args.out, fps=8, scale=2)
+    return {"out": str(args.out), "digits": clips.digits.tolist(),
+            "rows": ["real clips (test digits, docs/make_figures.py's seed 0)",
+                     "videogpt asked for their digits, one stream of codes (guidance 3)",
+                     f"videogpt-layers, each digit a layer, apart {LAYER_APART} (guidance 3)",
+                     "videogpt-layers, layers as drawn (apart 1)"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     two.add_argument("--apart", type=int, default=4)
     two.add_argument("--guidance", type=float, default=3.0)
     two.add_argument("--frechet-clips", type=int, default=64)
-    for p in (one, two):
+    three = sub.add_parser("gif", help="README's figure: one stream against layers")
+    for p in (one, two, three):
         p.add_argument("--clips", type=int, default=256)
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--out", type=Path, required=True)
@@ -162,12 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--apart must be positive, got {args.apart}")
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
-    rows = ceiling(args) if args.command == "ceiling" else judge_prior(args)
+    rows = {"ceiling": ceiling, "judge": judge_prior, "gif": gif}[args.command](args)
     rows = {"command": "python docs/videogpt_layers.py " + " ".join(
         sys.argv[1:] if argv is None else argv), **rows,
         "cpu_seconds": round(time.perf_counter() - began)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    report = args.out.with_suffix(".json") if args.command == "gif" else args.out
+    report.write_text(json.dumps(rows, indent=2) + "\n")
     print(json.dumps(rows, indent=2))
     return 0
 

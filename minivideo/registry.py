@@ -69,8 +69,10 @@ MODELS: dict[str, Entry] = {
                                  _VIDEOGPT_FIGURES, checkpoint="videogpt",
                                  tokenizer="vqvae-compact-t2", sampler="videogpt"),
     # issue 14: the shipped prior fine-tuned to draw clips of one digit too (layered sampling)
+    # (`sample videogpt --cond class` draws with it when shipped: `--layers auto`)
     "videogpt-layers": Entry("minivideo.models.videogpt_layers:TARGET", _VIDEOGPT_FIGURES,
-                             tokenizer="vqvae-compact-t2"),
+                             checkpoint="videogpt-layers", tokenizer="vqvae-compact-t2",
+                             sampler="videogpt"),
     "cogview": Entry("minivideo.models.cogvideo.recipe:COGVIEW",
                      "minivideo.metrics.cogvideo_quality:evaluate_cogview",
                      checkpoint="cogview", tokenizer="vqvae-frame-empty"),

@@ -41,7 +41,7 @@ def test_the_commands_read_the_table():
     assert set(sample.SAMPLE) == set(registry.SAMPLERS) == {"image-prior", "videogpt", "cogvideo",
                                                             "cogview"}
     assert registry.SAMPLERS["cogvideo"] == ("cogvideo-layer-keyframes", "cogvideo-layer-interp")
-    assert registry.SAMPLERS["videogpt"] == ("videogpt",)
+    assert registry.SAMPLERS["videogpt"] == ("videogpt", "videogpt-layers")
     with pytest.raises(ValueError, match="unknown model 'nope'; known: vqvae-frame"):
         registry.entry("nope")
 
