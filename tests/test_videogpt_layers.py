@@ -160,10 +160,10 @@ def test_the_sample_command_draws_layers_when_the_prior_can(tmp_path, monkeypatc
         write_manifest(files[name], command="test", data_seed=0, train_seconds=0,
                        device="cpu", metrics={})
 
-    def sample(name, *extra):
+    def sample(name, *extra, cond=("--cond", "class", "--digits", "3,7")):
         out = tmp_path / "out.npz"
         try:
-            cli(["sample", "videogpt", "--cond", "class", "--digits", "3,7", "--num", "2",
+            cli(["sample", "videogpt", *cond, "--num", "2",
                  "--checkpoint", str(files[name]), "--out", str(out), "--no-progress",
                  "--seed", "4", *extra])
         except SystemExit:  # a usage error: the message is on stderr
@@ -181,6 +181,14 @@ def test_the_sample_command_draws_layers_when_the_prior_can(tmp_path, monkeypatc
     assert "--layers on needs a prior trained on clips of one digit" in capsys.readouterr().err
     assert sample("plain", "--apart", "2", "--layers", "off") is None
     assert "--apart is only used with --cond class drawn in layers" in capsys.readouterr().err
+    # unconditional: two uniform classes, each layer unguided, stacked as drawn
+    free = sample("layers", cond=("--cond", "none"))
+    assert np.array_equal(free, to_uint8(layered_unconditional_clips(prior, tokenizer, 2,
+                                                                     seed=4)))
+    assert not np.array_equal(sample("layers", "--layers", "off", cond=("--cond", "none")), free)
+    assert sample("layers", "--layers", "on", cond=("--cond", "frames", "--frames", "x.npz")) \
+        is None
+    assert "--layers on is only used with --cond class or none" in capsys.readouterr().err
 
 
 def test_layered_unconditional_clips_draw_their_own_classes_from_a_seed():

@@ -93,10 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{videogpt_layers.LAYER_APART}; 1: as drawn, overlapping as "
                              "Moving MNIST's digits do)")
     parser.add_argument("--layers", choices=("auto", "on", "off"), default="auto",
-                        help="videogpt --cond class: draw each digit as a clip of its own and "
-                             "stack them (a prior trained on one-digit clips too, `train "
-                             "videogpt-layers`), or both digits in one stream of codes; auto: "
-                             "layers when the prior draws them")
+                        help="videogpt --cond class or none: draw each digit as a clip of its "
+                             "own and stack them (a prior trained on one-digit clips too, "
+                             "`train videogpt-layers`; none: two classes drawn uniformly), or "
+                             "both digits in one stream of codes; auto: layers when the prior "
+                             "draws them")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
@@ -146,19 +147,20 @@ def sample_videogpt(args: argparse.Namespace, device: torch.device) -> dict[str,
     for flag, wanted in (("digits", "class"), ("frames", "frames"), ("guidance", "class")):
         if getattr(args, flag) is not None and cond != wanted:
             raise UsageError(f"--{flag} is only used with --cond {wanted} (got --cond {cond})")
-    if args.layers == "on" and cond != "class":
-        raise UsageError(f"--layers on is only used with --cond class (got --cond {cond})")
+    if args.layers == "on" and cond == "frames":
+        raise UsageError("--layers on is only used with --cond class or none (prediction "
+                         "continues the given frames as one stream)")
     if args.apart is not None and (cond != "class" or args.layers == "off"):
         raise UsageError("--apart is only used with --cond class drawn in layers")
     model, tokenizer = load_videogpt(args.checkpoint, cond, device=device,
-                                     layers=cond == "class" and args.layers != "off")
+                                     layers=cond != "frames" and args.layers != "off")
     if model.config.cond != cond and not model.config.null_class:
         raise UsageError(f"the checkpoint's model has cond={model.config.cond!r}, "
                          f"but --cond {cond} was asked")
     if args.guidance is not None and not model.config.null_class:
         raise UsageError("--guidance needs a prior trained with a NULL label (the one-prior "
                          "recipe, videogpt-compact)")
-    layered = cond == "class" and args.layers != "off" and bool(model.config.one_digit)
+    layered = cond != "frames" and args.layers != "off" and bool(model.config.one_digit)
     if args.layers == "on" and not layered:
         raise UsageError("--layers on needs a prior trained on clips of one digit too (`train "
                          "videogpt-layers`); this one was not")
@@ -167,6 +169,11 @@ def sample_videogpt(args: argparse.Namespace, device: torch.device) -> dict[str,
     if cond == "class":
         digits = parse_digits(args.digits)
         extras["digits"] = np.array([digits] * args.num)
+    if layered and cond == "none":  # two classes drawn uniformly, each layer unguided
+        clips = videogpt_layers.layered_unconditional_clips(
+            model.to(device), tokenizer, args.num, seed=args.seed, batch_size=args.batch_size,
+            **sampling_options(args))
+        return {"videos": to_uint8(clips)}
     if layered:
         apart = videogpt_layers.LAYER_APART if args.apart is None else args.apart
         guidance = videogpt.CLASS_GUIDANCE if args.guidance is None else args.guidance
