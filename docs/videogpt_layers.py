@@ -21,6 +21,16 @@ Two questions, one subcommand each, on the standard test clips (`test_clips`, se
         --out docs/figures/videogpt_layers_judge.json
     python docs/videogpt_layers.py gif --out docs/figures/videogpt_layers.gif
 
+``curve``: the fine-tune's learning curve, every kept checkpoint (`--keep-every`) scored on the
+same `--clips` test pairs: layers as drawn (apart 1, guidance 3) read by the judge, and the bits
+per code of one-digit test clips under their own label [BOS, d] and under [d, d] (two of them):
+how far the prior tells one digit from two. Minutes are the run's own (its manifest's seconds
+per step).
+
+    python docs/videogpt_layers.py curve runs/s35/layers-step000200.pt \
+        runs/s35/layers-step000400.pt runs/s35/layers-step000600.pt --clips 64 \
+        --out docs/figures/videogpt_layers_curve.json
+
 ``gif``: README's figure. Rows: the 4 test clips of `docs/make_figures.py` (seed 0); the shipped
 prior asked for their digits as one stream (guidance 3); the layer prior asked for them in
 layers (apart 4); the same layers as drawn (apart 1).
@@ -169,6 +179,58 @@ def gif(args: argparse.Namespace) -> dict:
                      "videogpt-layers, layers as drawn (apart 1)"]}
 
 
+def curve(args: argparse.Namespace) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from minivideo.metrics.videogpt_quality import bits_per_code
+
+    judge = pretrained("judge")
+    clips = layers_of_test_clips(args.clips)
+    digits = clips["digits"]
+    single = MovingMNIST("test", num_clips=32, seed=5,
+                         config=MovingMNISTConfig(num_frames=16, num_digits=1))
+    video = torch.stack([single[i]["video"] for i in range(32)])
+    digit = torch.stack([single[i]["digits"][0] for i in range(32)])
+    rows = []
+    for path in args.checkpoints:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        prior = build_model_from_checkpoint(path).eval()
+        tokenizer = pretrained(prior.config.tokenizer)
+        codes = tokenizer.encode(video)
+        step = int(checkpoint["step"])
+        labels = torch.stack([digits.reshape(-1), torch.full((2 * args.clips,), NO_DIGIT)], 1)
+        layers = sample_clips(prior, tokenizer, len(labels), digits=labels, guidance=3.0,
+                              seed=21, batch_size=32)
+        stacked = rearrange(layers, "(n l) t h w -> n l t h w", l=2).amax(dim=1)
+        rows.append({
+            "checkpoint": str(path), "step": step,
+            "cpu_minutes": round(step * args.seconds_per_step / 60, 1),
+            "clips_seen": step * 16,
+            "layers_read": float(reads_digit_sets(judge, stacked, digits).float().mean()),
+            "bits_one_digit_label": bits_per_code(
+                prior, codes, torch.stack([digit, torch.full_like(digit, NO_DIGIT)], 1),
+                video[:, :8]),
+            "bits_two_digit_label": bits_per_code(prior, codes, torch.stack([digit, digit], 1),
+                                                  video[:, :8]),
+        })
+        print(rows[-1])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    minutes = [r["cpu_minutes"] for r in rows]
+    left.plot(minutes, [r["layers_read"] for r in rows], "o-")
+    left.set(xlabel="CPU-minutes of fine-tuning (2 cores)", ylabel="judge reads (layers)",
+             ylim=(0, 1), title="layered class samples, apart 1")
+    right.plot(minutes, [r["bits_one_digit_label"] for r in rows], "o-", label="[BOS, d]")
+    right.plot(minutes, [r["bits_two_digit_label"] for r in rows], "s--", label="[d, d]")
+    right.set(xlabel="CPU-minutes", ylabel="bits per code", title="one-digit test clips")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(args.out.with_suffix(".png"), dpi=110)
+    return {"rows": rows, "seconds_per_step": args.seconds_per_step, "guidance": 3.0}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,7 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     two.add_argument("--guidance", type=float, default=3.0)
     two.add_argument("--frechet-clips", type=int, default=64)
     three = sub.add_parser("gif", help="README's figure: one stream against layers")
-    for p in (one, two, three):
+    four = sub.add_parser("curve", help="the fine-tune's learning curve, kept checkpoints")
+    four.add_argument("checkpoints", type=Path, nargs="+")
+    four.add_argument("--seconds-per-step", type=float, default=2998.8 / 600,
+                      help="the run's seconds per step (default: the shipped run's manifest)")
+    for p in (one, two, three, four):
         p.add_argument("--clips", type=int, default=256)
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--out", type=Path, required=True)
@@ -192,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--apart must be positive, got {args.apart}")
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
-    rows = {"ceiling": ceiling, "judge": judge_prior, "gif": gif}[args.command](args)
+    rows = {"ceiling": ceiling, "judge": judge_prior, "gif": gif,
+            "curve": curve}[args.command](args)
     rows = {"command": "python docs/videogpt_layers.py " + " ".join(
         sys.argv[1:] if argv is None else argv), **rows,
         "cpu_seconds": round(time.perf_counter() - began)}
