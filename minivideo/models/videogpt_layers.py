@@ -39,7 +39,6 @@ from minivideo.models.videogpt import (
     ONE_PRIOR,
     VideoGPT,
     sample_clips,
-    shipped_tokenizer,
 )
 from minivideo.models.videogpt_compact import (
     NUM_FRAMES,
@@ -190,11 +189,6 @@ def layered_unconditional_clips(model: VideoGPT, tokenizer: nn.Module, num: int,
                                **sampling)
 
 
-def layer_tokenizer(model: VideoGPT) -> nn.Module:
-    """The shipped tokenizer a layer prior decodes with."""
-    return shipped_tokenizer(model.config.tokenizer)
-
-
 __all__ = ["LAYER_APART", "LayerStream", "ONE_DIGIT", "TARGET", "build_layer_prior",
-           "check_layer_prior", "layer_tokenizer", "layered_class_clips",
+           "check_layer_prior", "layered_class_clips",
            "layered_unconditional_clips", "stack_apart"]
