@@ -56,7 +56,11 @@ from minivideo.metrics.judge import judge_features, reads_digit_sets
 from minivideo.metrics.reconstruction import TEST_SEED, reconstruct, test_clips
 from minivideo.models.cogvideo.layers import ink_overlap
 from minivideo.models.videogpt import NO_DIGIT, sample_clips
-from minivideo.models.videogpt_layers import layered_unconditional_clips, stack_apart
+from minivideo.models.videogpt_layers import (
+    draw_layers,
+    layered_unconditional_clips,
+    stack_apart,
+)
 from minivideo.pretrained import pretrained
 
 SHARED = 0.1  # "the digits overlap": they share more than a tenth of the smaller one's ink
@@ -120,11 +124,8 @@ def judge_prior(args: argparse.Namespace) -> dict:
                   "apart": args.apart}
     began = time.perf_counter()
     # layers: every (clip, slot) drawn `apart` times; draw 0 of each is the apart = 1 sample
-    wanted = digits[:, :, None].expand(-1, -1, args.apart).reshape(-1)
-    labels = torch.stack([wanted, torch.full_like(wanted, NO_DIGIT)], dim=1)
-    drawn = sample_clips(prior, tokenizer, len(labels), digits=labels, guidance=args.guidance,
-                         seed=21, batch_size=32)
-    drawn = rearrange(drawn, "(n l k) t h w -> n l k t h w", l=2, k=args.apart)
+    drawn = draw_layers(prior, tokenizer, digits, apart=args.apart, guidance=args.guidance,
+                        seed=21, batch_size=32)
     first = drawn[:, :, 0]
     shared = clip_overlap(first) > SHARED
     rows["layers_apart_1"] = split_reads(reads_digit_sets(judge, first.amax(dim=1), digits),
@@ -159,8 +160,7 @@ def gif(args: argparse.Namespace) -> dict:
     from minivideo.data import load_digits
     from minivideo.data.moving_mnist import generate_clips
     from minivideo.models.videogpt_layers import LAYER_APART, layered_class_clips
-    from minivideo.utils import to_uint8
-    from minivideo.viz import save_video
+    from minivideo.viz import save_video, tile
 
     clips = generate_clips(4, load_digits("test"), MovingMNISTConfig(num_frames=16), seed=0)
     digits = torch.from_numpy(clips.digits)
@@ -169,9 +169,8 @@ def gif(args: argparse.Namespace) -> dict:
     stream = sample_clips(shipped, tokenizer, 4, digits=digits, guidance=3.0, seed=0)
     apart = layered_class_clips(layers, tokenizer, digits, apart=LAYER_APART, seed=0)
     drawn = layered_class_clips(layers, tokenizer, digits, apart=1, seed=0)
-    rows = [clips.videos, to_uint8(stream), to_uint8(apart), to_uint8(drawn)]
-    grid = np.concatenate([np.concatenate(list(row), axis=2) for row in rows], axis=1)
-    save_video(grid, args.out, fps=8, scale=2)
+    rows = [torch.from_numpy(clips.videos).float() / 255, stream, apart, drawn]
+    save_video(tile(torch.cat(rows), ncols=4), args.out, fps=8, scale=2)
     return {"out": str(args.out), "digits": clips.digits.tolist(),
             "rows": ["real clips (test digits, docs/make_figures.py's seed 0)",
                      "videogpt asked for their digits, one stream of codes (guidance 3)",
@@ -201,10 +200,9 @@ def curve(args: argparse.Namespace) -> dict:
         tokenizer = pretrained(prior.config.tokenizer)
         codes = tokenizer.encode(video)
         step = int(checkpoint["step"])
-        labels = torch.stack([digits.reshape(-1), torch.full((2 * args.clips,), NO_DIGIT)], 1)
-        layers = sample_clips(prior, tokenizer, len(labels), digits=labels, guidance=3.0,
-                              seed=21, batch_size=32)
-        stacked = rearrange(layers, "(n l) t h w -> n l t h w", l=2).amax(dim=1)
+        layers = draw_layers(prior, tokenizer, digits, apart=1, guidance=3.0, seed=21,
+                             batch_size=32)
+        stacked = layers[:, :, 0].amax(dim=1)
         rows.append({
             "checkpoint": str(path), "step": step,
             "cpu_minutes": round(step * args.seconds_per_step / 60, 1),

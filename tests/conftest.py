@@ -33,3 +33,25 @@ def one_thread_per_module():
     """`one_thread` for a whole test file: `pytestmark = pytest.mark.usefixtures(...)`."""
     with torch_threads(1):
         yield
+
+
+@pytest.fixture
+def fed_prefixes():
+    """A function (model, codes, digits) → the prefixes (b, 2) a VideoGPT's GPT is fed by one
+    training-mode forward pass (condition dropout applied), spying on `model.gpt.forward`."""
+    def fed(model, codes, digits):
+        seen = []
+        original = model.gpt.forward
+
+        def spy(tokens, *args, **kwargs):
+            seen.append(tokens[:, :2].clone())
+            return original(tokens, *args, **kwargs)
+
+        model.gpt.forward = spy
+        try:
+            model(codes, digits=digits)
+        finally:
+            model.gpt.forward = original
+        return seen[0]
+
+    return fed

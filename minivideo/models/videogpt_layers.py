@@ -149,13 +149,11 @@ def stack_apart(layers: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def layered_class_clips(model: VideoGPT, tokenizer: nn.Module, digits: torch.Tensor, *,
-                        guidance: float = CLASS_GUIDANCE, apart: int = LAYER_APART,
-                        seed: int = 0, batch_size: int = 16, progress: bool = False,
-                        **sampling) -> torch.Tensor:
-    """Pairs of digits (b, 2) → clips float [0, 1] (b, T, H, W): each digit drawn `apart` times
-    as a clip of its own ([BOS, d], guided against [BOS, NULL]), decoded, and the two
-    layers whose ink overlaps least stacked by the brighter pixel."""
+def draw_layers(model: VideoGPT, tokenizer: nn.Module, digits: torch.Tensor, *,
+                guidance: float = CLASS_GUIDANCE, apart: int = LAYER_APART, seed: int = 0,
+                batch_size: int = 16, progress: bool = False, **sampling) -> torch.Tensor:
+    """Pairs of digits (b, 2) → layers float [0, 1] (b, 2, apart, T, H, W): each digit drawn
+    `apart` times as a clip of its own ([BOS, d], guided against [BOS, NULL]) and decoded."""
     check_layer_prior(model)
     if not isinstance(apart, int) or isinstance(apart, bool) or apart < 1:
         raise ValueError(f"apart must be a positive int (draws per layer), got {apart!r}")
@@ -171,8 +169,16 @@ def layered_class_clips(model: VideoGPT, tokenizer: nn.Module, digits: torch.Ten
     labels = torch.stack([wanted, torch.full_like(wanted, NO_DIGIT)], dim=1)
     layers = sample_clips(model, tokenizer, len(labels), digits=labels, guidance=guidance,
                           seed=seed, batch_size=batch_size, progress=progress, **sampling)
-    layers = rearrange(layers, "(b l k) t h w -> b l k t h w", l=2, k=apart)
-    return stack_apart(layers)
+    return rearrange(layers, "(b l k) t h w -> b l k t h w", l=2, k=apart)
+
+
+@torch.no_grad()
+def layered_class_clips(model: VideoGPT, tokenizer: nn.Module, digits: torch.Tensor, *,
+                        apart: int = LAYER_APART, **sampling) -> torch.Tensor:
+    """Pairs of digits (b, 2) → clips float [0, 1] (b, T, H, W): each digit drawn `apart` times
+    as a layer (`draw_layers`), and the two layers whose ink overlaps least stacked by the
+    brighter pixel (`stack_apart`)."""
+    return stack_apart(draw_layers(model, tokenizer, digits, apart=apart, **sampling))
 
 
 @torch.no_grad()
@@ -190,5 +196,6 @@ def layered_unconditional_clips(model: VideoGPT, tokenizer: nn.Module, num: int,
 
 
 __all__ = ["LAYER_APART", "LayerStream", "ONE_DIGIT", "TARGET", "build_layer_prior",
+           "draw_layers",
            "check_layer_prior", "layered_class_clips",
            "layered_unconditional_clips", "stack_apart"]
