@@ -6,11 +6,15 @@ import torch
 
 from minivideo.__main__ import main as cli
 from minivideo.checkpoints import build_model_from_checkpoint, save_checkpoint, write_manifest
-from minivideo.data import MovingMNIST, MovingMNISTConfig
+from minivideo.data import MovingMNIST, MovingMNISTConfig, generate_clips, load_digits
+from minivideo.data.moving_mnist import render
 from minivideo.models.videogpt import NO_DIGIT, VideoGPT, VideoGPTConfig
 from minivideo.models.videogpt_layers import (
     LayerStream,
+    classify_layers,
+    layer_class_scores,
     layered_class_clips,
+    layered_predict_clips,
     layered_unconditional_clips,
     stack_apart,
 )
@@ -177,9 +181,16 @@ def test_the_sample_command_draws_layers_when_the_prior_can(tmp_path, monkeypatc
     assert np.array_equal(free, to_uint8(layered_unconditional_clips(prior, tokenizer, 2,
                                                                      seed=4)))
     assert not np.array_equal(sample("layers", "--layers", "off", cond=("--cond", "none")), free)
-    assert sample("layers", "--layers", "on", cond=("--cond", "frames", "--frames", "x.npz")) \
-        is None
-    assert "--layers on is only used with --cond class or none" in capsys.readouterr().err
+    # prediction: the given frames split into layers, each continued
+    batch = generate_clips(2, load_digits("test"), MovingMNISTConfig(num_frames=16), seed=1)
+    np.savez(tmp_path / "context.npz", videos=batch.videos)
+    given = ("--cond", "frames", "--frames", str(tmp_path / "context.npz"))
+    predicted = sample("layers", cond=given)
+    expected, _ = layered_predict_clips(prior, tokenizer, torch.from_numpy(batch.videos[:, :8]),
+                                        seed=4)
+    assert np.array_equal(predicted, to_uint8(expected))
+    assert np.array_equal(predicted[:, :8], batch.videos[:, :8])
+    assert not np.array_equal(sample("layers", "--layers", "off", cond=given), predicted)
 
 
 def test_layered_unconditional_clips_draw_their_own_classes_from_a_seed():
@@ -190,3 +201,45 @@ def test_layered_unconditional_clips_draw_their_own_classes_from_a_seed():
     assert not torch.equal(a, layered_unconditional_clips(model, tokenizer, 2, seed=4))
     with pytest.raises(ValueError, match="num must be a positive int"):
         layered_unconditional_clips(model, tokenizer, 0)
+
+
+def test_layer_class_scores_are_the_log_likelihood_of_the_given_codes_under_each_class():
+    torch.manual_seed(0)
+    model = _prior().eval()
+    codes = torch.randint(0, 32, (3, 4, 8, 8))
+    scores = layer_class_scores(model, codes[:, :2])
+    assert scores.shape == (3, 10)
+    # the plain path: the whole clip through forward(), the first two latent steps' codes scored
+    for d in (0, 4, 9):
+        logits, _ = model(codes, torch.tensor([[d, NO_DIGIT]] * 3))
+        logp = logits[:, : 2 * 64].log_softmax(-1)
+        plain = logp.gather(-1, codes[:, :2].reshape(3, -1, 1))[..., 0].sum(1)
+        torch.testing.assert_close(scores[:, d], plain, rtol=1e-4, atol=1e-3)
+    some = layer_class_scores(model, codes[:, :2], classes=torch.tensor([[9, 0]] * 3))
+    torch.testing.assert_close(some, scores[:, [9, 0]])
+
+
+def test_classify_layers_picks_a_candidate_class_per_layer():
+    model, tokenizer = _prior().eval(), _tokenizer()
+    layers = torch.rand(3, 8, 64, 64)
+    classes = classify_layers(model, tokenizer, layers)
+    assert classes.shape == (3,) and classes.dtype == torch.long
+    assert bool(((classes >= 0) & (classes <= 9)).all())
+    assert torch.equal(classes, classify_layers(model, tokenizer, layers))
+
+
+def test_layered_prediction_keeps_the_given_frames_and_splits_what_it_can():
+    model, tokenizer = _prior().eval(), _tokenizer()
+    batch = generate_clips(4, load_digits("test"), MovingMNISTConfig(num_frames=16), seed=2)
+    frames = torch.from_numpy(batch.videos[:, :8])
+    positions = np.zeros((1, 8, 2, 2), dtype=np.int64)  # clip 0: always one on the other
+    positions[0, :, 0] = np.arange(8)[:, None] + 10
+    positions[0, :, 1] = np.arange(8)[:, None] + 12
+    frames[0] = torch.from_numpy(render(load_digits("test")[0][None, :2], positions))[0]
+    clips, split = layered_predict_clips(model, tokenizer, frames, seed=3)
+    assert clips.shape == (4, 16, 64, 64) and not split[0] and split[1:].any()
+    torch.testing.assert_close(clips[:, :8], frames.float() / 255)
+    again, _ = layered_predict_clips(model, tokenizer, frames, seed=3)
+    assert torch.equal(clips, again)
+    with pytest.raises(ValueError, match="frames must hold a multiple of 4 frames"):
+        layered_predict_clips(model, tokenizer, frames[:, :6])

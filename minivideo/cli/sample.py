@@ -93,11 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{videogpt_layers.LAYER_APART}; 1: as drawn, overlapping as "
                              "Moving MNIST's digits do)")
     parser.add_argument("--layers", choices=("auto", "on", "off"), default="auto",
-                        help="videogpt --cond class or none: draw each digit as a clip of its "
-                             "own and stack them (a prior trained on one-digit clips too, "
-                             "`train videogpt-layers`; none: two classes drawn uniformly), or "
-                             "both digits in one stream of codes; auto: layers when the prior "
-                             "draws them")
+                        help="videogpt: draw each digit as a clip of its own and stack them "
+                             "(a prior trained on one-digit clips too, `train videogpt-layers`; "
+                             "none: two classes drawn uniformly; frames: the given frames split "
+                             "into one layer per digit, each continued), or both digits in one "
+                             "stream of codes; auto: layers when the prior draws them")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
@@ -147,20 +147,17 @@ def sample_videogpt(args: argparse.Namespace, device: torch.device) -> dict[str,
     for flag, wanted in (("digits", "class"), ("frames", "frames"), ("guidance", "class")):
         if getattr(args, flag) is not None and cond != wanted:
             raise UsageError(f"--{flag} is only used with --cond {wanted} (got --cond {cond})")
-    if args.layers == "on" and cond == "frames":
-        raise UsageError("--layers on is only used with --cond class or none (prediction "
-                         "continues the given frames as one stream)")
     if args.apart is not None and (cond != "class" or args.layers == "off"):
         raise UsageError("--apart is only used with --cond class drawn in layers")
     model, tokenizer = load_videogpt(args.checkpoint, cond, device=device,
-                                     layers=cond != "frames" and args.layers != "off")
+                                     layers=args.layers != "off")
     if model.config.cond != cond and not model.config.null_class:
         raise UsageError(f"the checkpoint's model has cond={model.config.cond!r}, "
                          f"but --cond {cond} was asked")
     if args.guidance is not None and not model.config.null_class:
         raise UsageError("--guidance needs a prior trained with a NULL label (the one-prior "
                          "recipe, videogpt-compact)")
-    layered = cond != "frames" and args.layers != "off" and bool(model.config.one_digit)
+    layered = args.layers != "off" and bool(model.config.one_digit)
     if args.layers == "on" and not layered:
         raise UsageError("--layers on needs a prior trained on clips of one digit too (`train "
                          "videogpt-layers`); this one was not")
@@ -174,6 +171,16 @@ def sample_videogpt(args: argparse.Namespace, device: torch.device) -> dict[str,
             model.to(device), tokenizer, args.num, seed=args.seed, batch_size=args.batch_size,
             **sampling_options(args))
         return {"videos": to_uint8(clips)}
+    if cond == "frames":
+        if args.frames is None:
+            raise UsageError("--cond frames needs --frames CONTEXT.npz holding 'videos'")
+        context = load_context(args.frames, model.config.context_frames, args.num)
+        extras["context"] = context.numpy()
+    if layered and cond == "frames":  # split into one layer per digit, each continued
+        clips, _ = videogpt_layers.layered_predict_clips(
+            model.to(device), tokenizer, context, seed=args.seed, batch_size=args.batch_size,
+            **sampling_options(args))
+        return {"videos": to_uint8(clips), **extras}
     if layered:
         apart = videogpt_layers.LAYER_APART if args.apart is None else args.apart
         guidance = videogpt.CLASS_GUIDANCE if args.guidance is None else args.guidance
@@ -184,11 +191,6 @@ def sample_videogpt(args: argparse.Namespace, device: torch.device) -> dict[str,
             model.to(device), tokenizer, torch.tensor([digits] * args.num), guidance=guidance,
             apart=apart, seed=args.seed, batch_size=args.batch_size, **sampling_options(args))
         return {"videos": to_uint8(clips), **extras}
-    if cond == "frames":
-        if args.frames is None:
-            raise UsageError("--cond frames needs --frames CONTEXT.npz holding 'videos'")
-        context = load_context(args.frames, model.config.context_frames, args.num)
-        extras["context"] = context.numpy()
     videos = videogpt.sample_videos(
         model.to(device), tokenizer, args.num, cond=cond, digits=digits, context=context,
         guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
