@@ -1,5 +1,7 @@
 """Layered VideoGPT class samples (issue 14): one-digit labels, the mixed stream, stacking apart."""
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 import torch
@@ -11,11 +13,13 @@ from minivideo.data.moving_mnist import render
 from minivideo.models.videogpt import NO_DIGIT, VideoGPT, VideoGPTConfig
 from minivideo.models.videogpt_layers import (
     LayerStream,
-    classify_layers,
-    layer_class_scores,
+    classify,
+    label_scores,
     layered_class_clips,
     layered_predict_clips,
     layered_unconditional_clips,
+    one_digit_labels,
+    pair_labels,
     stack_apart,
 )
 from minivideo.utils import to_uint8
@@ -203,29 +207,34 @@ def test_layered_unconditional_clips_draw_their_own_classes_from_a_seed():
         layered_unconditional_clips(model, tokenizer, 0)
 
 
-def test_layer_class_scores_are_the_log_likelihood_of_the_given_codes_under_each_class():
+def test_label_scores_are_the_log_likelihood_of_the_given_codes_under_each_label():
     torch.manual_seed(0)
     model = _prior().eval()
     codes = torch.randint(0, 32, (3, 4, 8, 8))
-    scores = layer_class_scores(model, codes[:, :2])
-    assert scores.shape == (3, 10)
+    labels = torch.tensor([[0, NO_DIGIT], [4, NO_DIGIT], [2, 7], [9, NO_DIGIT]])
+    scores = label_scores(model, codes[:, :2], labels.expand(3, -1, -1))
+    assert scores.shape == (3, 4)
     # the plain path: the whole clip through forward(), the first two latent steps' codes scored
-    for d in (0, 4, 9):
-        logits, _ = model(codes, torch.tensor([[d, NO_DIGIT]] * 3))
+    for c, label in enumerate(labels):
+        logits, _ = model(codes, label.expand(3, -1))
         logp = logits[:, : 2 * 64].log_softmax(-1)
         plain = logp.gather(-1, codes[:, :2].reshape(3, -1, 1))[..., 0].sum(1)
-        torch.testing.assert_close(scores[:, d], plain, rtol=1e-4, atol=1e-3)
-    some = layer_class_scores(model, codes[:, :2], classes=torch.tensor([[9, 0]] * 3))
-    torch.testing.assert_close(some, scores[:, [9, 0]])
+        torch.testing.assert_close(scores[:, c], plain, rtol=1e-4, atol=1e-3)
+    assert len(one_digit_labels()) == 10 and len(pair_labels()) == 55
+    assert len({tuple(p) for p in pair_labels().sort(dim=1).values.tolist()}) == 55
 
 
-def test_classify_layers_picks_a_candidate_class_per_layer():
+def test_classify_picks_the_label_the_prior_finds_likeliest():
     model, tokenizer = _prior().eval(), _tokenizer()
-    layers = torch.rand(3, 8, 64, 64)
-    classes = classify_layers(model, tokenizer, layers)
-    assert classes.shape == (3,) and classes.dtype == torch.long
-    assert bool(((classes >= 0) & (classes <= 9)).all())
-    assert torch.equal(classes, classify_layers(model, tokenizer, layers))
+    frames = torch.rand(3, 8, 64, 64)
+    labels = classify(model, tokenizer, frames, one_digit_labels())
+    assert labels.shape == (3, 2) and bool((labels[:, 1] == NO_DIGIT).all())
+    given = tokenizer.encode(frames)[:, :2]
+    # with one view it is the argmax of label_scores
+    with patch("minivideo.models.videogpt_layers.VIEWS", ((False, 0, 0),)):
+        one_view = classify(model, tokenizer, frames, one_digit_labels())
+    best = label_scores(model, given, one_digit_labels().expand(3, -1, -1)).argmax(dim=1)
+    assert torch.equal(one_view[:, 0], best)
 
 
 def test_layered_prediction_keeps_the_given_frames_and_splits_what_it_can():

@@ -40,7 +40,6 @@ from minivideo.models.videogpt import (
     NUM_CLASSES,
     ONE_PRIOR,
     VideoGPT,
-    predict_clips,
     sample_clips,
 )
 from minivideo.models.videogpt_compact import (
@@ -198,28 +197,34 @@ def layered_unconditional_clips(model: VideoGPT, tokenizer: nn.Module, num: int,
                                **sampling)
 
 
+def one_digit_labels() -> torch.Tensor:
+    """The 10 labels of a one-digit clip, (10, 2): [d, NO_DIGIT]."""
+    classes = torch.arange(NUM_CLASSES)
+    return torch.stack([classes, torch.full_like(classes, NO_DIGIT)], dim=1)
+
+
+def pair_labels() -> torch.Tensor:
+    """The 55 labels of a two-digit clip, (55, 2): each unordered pair once."""
+    return torch.tensor([(a, b) for a in range(NUM_CLASSES) for b in range(a, NUM_CLASSES)])
+
+
 @torch.no_grad()
-def layer_class_scores(model: VideoGPT, given: torch.Tensor, classes: torch.Tensor | None = None,
-                       batch_size: int = 64) -> torch.Tensor:
-    """The prior as a classifier: log p(given codes | [BOS, d]) float (n, c) of the first latent
-    steps `given` (n, t0, h, w) of n one-digit clips, for each of the candidate classes
-    `classes` (n, c) (default: all 10 for every clip). Only the given codes are run through the
-    prior (a causal prior's first positions never see later ones)."""
+def label_scores(model: VideoGPT, given: torch.Tensor, labels: torch.Tensor,
+                 batch_size: int = 64) -> torch.Tensor:
+    """The prior as a classifier: log p(given codes | label) float (n, c) of the first latent
+    steps `given` (n, t0, h, w) of n clips, for each clip's candidate labels (n, c, 2) (digit
+    pairs, NO_DIGIT in one slot for one digit). Only the given codes are run through the prior:
+    a causal prior's first positions never see later ones."""
     check_layer_prior(model)
     model.eval()
-    n = len(given)
-    if classes is None:
-        classes = torch.arange(NUM_CLASSES).expand(n, -1)
     flat = rearrange(given.long(), "b t h w -> b (t h w)")
-    scores = torch.zeros(classes.shape, dtype=torch.float32)
+    scores = torch.zeros(labels.shape[:2], dtype=torch.float32)
     device = model.gpt.tok_emb.weight.device
-    for s in range(0, n, batch_size):
+    for s in range(0, len(flat), batch_size):
         target = flat[s : s + batch_size]
-        for c in range(classes.shape[1]):
-            wanted = classes[s : s + batch_size, c]
-            digits = torch.stack([wanted, torch.full_like(wanted, NO_DIGIT)], dim=1)
-            tokens = torch.cat([model.prefix(len(target), digits).cpu(), target], dim=1)
-            logits, _ = model.gpt(tokens[:, :-1].to(device))
+        for c in range(labels.shape[1]):
+            prefix = model.prefix(len(target), labels[s : s + batch_size, c]).cpu()
+            logits, _ = model.gpt(torch.cat([prefix, target], dim=1)[:, :-1].to(device))
             logp = logits[:, model.config.prefix_len - 1 :].float().log_softmax(-1).cpu()
             scores[s : s + batch_size, c] = logp.gather(-1, target[..., None])[..., 0].sum(1)
     return scores
@@ -246,22 +251,24 @@ VIEWS = ((False, 0, 0), (True, 0, 0), (False, 4, 4), (False, -4, -4), (False, 4,
 
 
 @torch.no_grad()
-def classify_layers(model: VideoGPT, tokenizer: nn.Module, layers: torch.Tensor,
-                    batch_size: int = 32) -> torch.Tensor:
-    """Classes (n,) of n one-digit layers float (n, k, H, W): the class under which the prior
-    finds the layer's codes likeliest, summed over the VIEWS of it (test-time augmentation of a
-    generative classifier)."""
+def classify(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, labels: torch.Tensor,
+             batch_size: int = 32) -> torch.Tensor:
+    """Labels (n, 2) of n clips' first frames float (n, k, H, W): of the candidate `labels`
+    (L, 2), the one under which the prior finds the frames' codes likeliest, summed over the
+    VIEWS of them (test-time augmentation of a generative classifier). The first view scores
+    every label; the others only its CANDIDATES likeliest."""
     device = next(tokenizer.parameters()).device
-    classes, total = None, None
+    candidates, total = labels.expand(len(frames), -1, -1), None
     for backwards, dy, dx in VIEWS:
-        view = _shifted(layers.flip(1) if backwards else layers, dy, dx)
+        view = _shifted(frames.flip(1) if backwards else frames, dy, dx)
         given = torch.cat([tokenizer.eval().encode(view[s : s + batch_size].to(device)).cpu()
                            for s in range(0, len(view), batch_size)])
-        scores = layer_class_scores(model, given, classes)
-        if classes is None:  # the first view: keep its likeliest classes
-            scores, classes = scores.topk(CANDIDATES, dim=1)
+        scores = label_scores(model, given, candidates)
+        if total is None:  # the first view: keep its likeliest labels
+            scores, keep = scores.topk(min(CANDIDATES, len(labels)), dim=1)
+            candidates = labels[keep]
         total = scores if total is None else total + scores
-    return classes.gather(1, total.argmax(dim=1, keepdim=True))[:, 0]
+    return candidates[torch.arange(len(frames)), total.argmax(dim=1)]
 
 
 @torch.no_grad()
@@ -276,7 +283,8 @@ def layered_predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.T
     codes are forced, its class d is the one under which the prior finds those codes likeliest
     (`classify_layers`), and the rest of the layer is drawn as a one-digit clip [BOS, d],
     guided against [BOS, NULL]; the futures are stacked by the brighter pixel. A clip whose
-    digits touch in every given frame is predicted as one stream (`predict_clips`, NULL pair).
+    digits touch in every given frame is predicted as one stream, labelled and guided by the
+    pair of classes under which the prior finds its codes likeliest.
     """
     check_layer_prior(model)
     if not isinstance(frames, torch.Tensor) or frames.dim() != 4:
@@ -296,19 +304,24 @@ def layered_predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.T
         device = next(tokenizer.parameters()).device
         given = torch.cat([tokenizer.eval().encode(given_frames[s : s + batch_size].to(device))
                            .cpu() for s in range(0, len(given_frames), batch_size)])
-        classes = classify_layers(model, tokenizer, given_frames, batch_size=batch_size)
-        labels = torch.stack([classes, torch.full_like(classes, NO_DIGIT)], dim=1)
+        labels = classify(model, tokenizer, given_frames, one_digit_labels(), batch_size)
         drawn = sample_clips(model, tokenizer, len(labels), digits=labels, given=given,
                              guidance=guidance, **options)
         clips[split] = rearrange(drawn, "(b l) t h w -> b l t h w", l=2).amax(dim=1)
-    if not split.all():
-        clips[~split] = predict_clips(model, tokenizer, context[~split], **options)
+    if not split.all():  # one stream, guided by the pair of classes the prior reads
+        whole = context[~split]
+        pairs = classify(model, tokenizer, whole, pair_labels(), batch_size)
+        device = next(tokenizer.parameters()).device
+        given = torch.cat([tokenizer.eval().encode(whole[s : s + batch_size].to(device)).cpu()
+                           for s in range(0, len(whole), batch_size)])
+        clips[~split] = sample_clips(model, tokenizer, len(whole), digits=pairs, given=given,
+                                     guidance=guidance, **options)
     clips[:, :k] = context
     return clips, split
 
 
 __all__ = ["LAYER_APART", "LayerStream", "ONE_DIGIT", "TARGET", "build_layer_prior",
-           "draw_layers", "layer_class_scores", "layered_predict_clips",
-           "classify_layers", "VIEWS", "CANDIDATES",
+           "draw_layers", "label_scores", "layered_predict_clips",
+           "classify", "VIEWS", "CANDIDATES", "one_digit_labels", "pair_labels",
            "check_layer_prior", "layered_class_clips",
            "layered_unconditional_clips", "stack_apart"]
