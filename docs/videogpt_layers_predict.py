@@ -52,7 +52,7 @@ SEED = 12  # the seed of docs/videogpt_prediction.py, so the one-stream rows com
 
 
 def share(flags: torch.Tensor) -> float:
-    return round(float(flags.float().mean()), 4) if len(flags) else float("nan")
+    return round(float(flags.float().mean()), 4) if len(flags) else None
 
 
 def predict(args: argparse.Namespace) -> dict:
