@@ -18,6 +18,12 @@ Two subcommands on the standard test clips (`test_clips`, seed 1234), 8 frames g
         --out docs/figures/videogpt_layers_predict.json
     python docs/videogpt_layers_predict.py classify checkpoints/videogpt-layers.pt --clips 128 \\
         --out docs/figures/videogpt_layers_classify.json
+
+``gif``: README's figure. Rows: 8 test clips (seed 0); `--baseline` given their first 8 frames,
+one stream; the layer prior given the same frames, in layers.
+
+    python docs/videogpt_layers_predict.py gif checkpoints/videogpt-layers.pt \\
+        --out docs/figures/videogpt_layers_predict.gif
 """
 
 from __future__ import annotations
@@ -107,13 +113,36 @@ def classify_views(args: argparse.Namespace) -> dict:
     return {"test_clips": args.clips, "split_clips": int(split.sum()), "rows": rows}
 
 
+def gif(args: argparse.Namespace) -> dict:
+    from minivideo.data import MovingMNISTConfig, generate_clips, load_digits
+    from minivideo.viz import save_video, tile
+
+    clips = generate_clips(8, load_digits("test"), MovingMNISTConfig(num_frames=16), seed=0)
+    given = torch.from_numpy(clips.videos[:, :CONTEXT])
+    model = build_model_from_checkpoint(args.prior).eval()
+    baseline = build_model_from_checkpoint(args.baseline).eval()
+    tokenizer = pretrained(model.config.tokenizer)
+    layered, split = layered_predict_clips(model, tokenizer, given, seed=0)
+    stream = predict_clips(baseline, pretrained(baseline.config.tokenizer), given, seed=0)
+    rows = [torch.from_numpy(clips.videos).float() / 255, stream, layered]
+    save_video(tile(torch.cat(rows), ncols=8), args.out, fps=8, scale=2)
+    return {"out": str(args.out), "digits": clips.digits.tolist(), "split": split.tolist(),
+            "rows": ["real clips (test digits, seed 0)",
+                     f"{args.baseline.stem}, one stream: frames 0-{CONTEXT - 1} given, the rest "
+                     "sampled",
+                     f"{args.prior.stem}, in layers: the given frames split, each layer "
+                     "continued"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("predict", help="layered predictions against one stream")
     one.add_argument("--baseline", type=Path, default=Path("checkpoints/videogpt.pt"))
     two = sub.add_parser("classify", help="the prior's reading of the layers' classes")
-    for p in (one, two):
+    three = sub.add_parser("gif", help="README's figure: one stream against layers")
+    three.add_argument("--baseline", type=Path, default=Path("checkpoints/videogpt.pt"))
+    for p in (one, two, three):
         p.add_argument("prior", type=Path)
         p.add_argument("--clips", type=int, default=256)
         p.add_argument("--threads", type=int, default=2)
@@ -123,12 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--clips must be positive, got {args.clips}")
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
-    rows = {"predict": predict, "classify": classify_views}[args.command](args)
+    rows = {"predict": predict, "classify": classify_views, "gif": gif}[args.command](args)
     rows = {"command": "python docs/videogpt_layers_predict.py " + " ".join(
         sys.argv[1:] if argv is None else argv), **rows,
         "cpu_seconds": round(time.perf_counter() - began)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    report = args.out.with_suffix(".json") if args.command == "gif" else args.out
+    report.write_text(json.dumps(rows, indent=2) + "\n")
     print(json.dumps(rows, indent=2))
     return 0
 
