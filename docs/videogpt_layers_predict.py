@@ -23,7 +23,7 @@ Two subcommands on the standard test clips (`test_clips`, seed 1234), 8 frames g
 one stream; the layer prior given the same frames, in layers.
 
     python docs/videogpt_layers_predict.py gif checkpoints/videogpt-layers.pt \\
-        --out docs/figures/videogpt_layers_predict.gif
+        --out docs/figures/videogpt_layers_prediction.gif
 """
 
 from __future__ import annotations
