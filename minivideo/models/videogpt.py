@@ -652,6 +652,15 @@ def target(cond: str = "none") -> Target:
 
 # --------------------------------------------------------------------------- sampling
 @torch.no_grad()
+def encode_frames(tokenizer: nn.Module, frames: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """The codes (b, t0, h, w) on the CPU of frames (b, k, H, W), encoded in batches on the
+    tokenizer's device: a causal tokenizer's codes of a clip's first k frames."""
+    device = next(tokenizer.parameters()).device
+    return torch.cat([tokenizer.eval().encode(frames[s : s + batch_size].to(device)).cpu()
+                      for s in range(0, len(frames), batch_size)])
+
+
+@torch.no_grad()
 def predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, *, seed: int = 0,
                   batch_size: int = 16, progress: bool = False, **sampling) -> torch.Tensor:
     """Video prediction with a one-prior model (`null_class`): the k context frames (b k H W)
@@ -666,9 +675,7 @@ def predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, *
     if k % model.config.time_down or not 0 < k < model.config.num_frames:
         raise ValueError(f"frames must hold a multiple of {model.config.time_down} frames, "
                          f"fewer than {model.config.num_frames}; got {k}")
-    device = next(tokenizer.parameters()).device
-    given = torch.cat([tokenizer.eval().encode(frames[s : s + batch_size].to(device)).cpu()
-                       for s in range(0, len(frames), batch_size)])
+    given = encode_frames(tokenizer, frames, batch_size)
     clips = sample_clips(model, tokenizer, len(frames), given=given, seed=seed,
                          batch_size=batch_size, progress=progress, **sampling)
     context = frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
@@ -729,6 +736,7 @@ __all__ = [
     "CONDITIONS", "ClipCodes", "ContextEncoder", "NO_DIGIT", "NUM_CLIPS", "PRESETS", "SCHEDULES",
     "VideoGPT", "schedules",
     "VideoGPTConfig", "build_dataset", "build_model", "check_tokenizer", "encode_clips",
+    "encode_frames",
     "predict_clips", "sample_clips", "sample_videos", "target",
     "videogpt_loss", "CLASS_GUIDANCE", "ONE_PRIOR", "shipped_tokenizer",
 ]

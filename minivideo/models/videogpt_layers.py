@@ -40,6 +40,7 @@ from minivideo.models.videogpt import (
     NUM_CLASSES,
     ONE_PRIOR,
     VideoGPT,
+    encode_frames,
     sample_clips,
 )
 from minivideo.models.videogpt_compact import (
@@ -257,12 +258,10 @@ def classify(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, labels
     (L, 2), the one under which the prior finds the frames' codes likeliest, summed over the
     VIEWS of them (test-time augmentation of a generative classifier). The first view scores
     every label; the others only its CANDIDATES likeliest."""
-    device = next(tokenizer.parameters()).device
     candidates, total = labels.expand(len(frames), -1, -1), None
     for backwards, dy, dx in VIEWS:
         view = _shifted(frames.flip(1) if backwards else frames, dy, dx)
-        given = torch.cat([tokenizer.eval().encode(view[s : s + batch_size].to(device)).cpu()
-                           for s in range(0, len(view), batch_size)])
+        given = encode_frames(tokenizer, view, batch_size)
         scores = label_scores(model, given, candidates)
         if total is None:  # the first view: keep its likeliest labels
             scores, keep = scores.topk(min(CANDIDATES, len(labels)), dim=1)
@@ -301,9 +300,7 @@ def layered_predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.T
     options = dict(seed=seed, batch_size=batch_size, progress=progress, **sampling)
     if split.any():
         given_frames = rearrange(layers[split], "b l t h w -> (b l) t h w")
-        device = next(tokenizer.parameters()).device
-        given = torch.cat([tokenizer.eval().encode(given_frames[s : s + batch_size].to(device))
-                           .cpu() for s in range(0, len(given_frames), batch_size)])
+        given = encode_frames(tokenizer, given_frames, batch_size)
         labels = classify(model, tokenizer, given_frames, one_digit_labels(), batch_size)
         drawn = sample_clips(model, tokenizer, len(labels), digits=labels, given=given,
                              guidance=guidance, **options)
@@ -311,9 +308,7 @@ def layered_predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.T
     if not split.all():  # one stream, guided by the pair of classes the prior reads
         whole = context[~split]
         pairs = classify(model, tokenizer, whole, pair_labels(), batch_size)
-        device = next(tokenizer.parameters()).device
-        given = torch.cat([tokenizer.eval().encode(whole[s : s + batch_size].to(device)).cpu()
-                           for s in range(0, len(whole), batch_size)])
+        given = encode_frames(tokenizer, whole, batch_size)
         clips[~split] = sample_clips(model, tokenizer, len(whole), digits=pairs, given=given,
                                      guidance=guidance, **options)
     clips[:, :k] = context
