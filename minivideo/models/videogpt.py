@@ -651,6 +651,18 @@ def target(cond: str = "none") -> Target:
 
 
 # --------------------------------------------------------------------------- sampling
+def check_given_frames(model: VideoGPT, frames: torch.Tensor) -> int:
+    """The number k of given frames (b, k, H, W) a prediction continues, or a clear error: k
+    must be a whole number of the tokenizer's latent steps, fewer than a clip."""
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 4:
+        raise ValueError(f"frames must be a (b, k, H, W) tensor, got {_describe(frames)}")
+    k = frames.shape[1]
+    if k % model.config.time_down or not 0 < k < model.config.num_frames:
+        raise ValueError(f"frames must hold a multiple of {model.config.time_down} frames, "
+                         f"fewer than {model.config.num_frames}; got {k}")
+    return k
+
+
 @torch.no_grad()
 def encode_frames(tokenizer: nn.Module, frames: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
     """The codes (b, t0, h, w) on the CPU of frames (b, k, H, W), encoded in batches on the
@@ -669,12 +681,7 @@ def predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, *
     if not model.config.null_class:
         raise ValueError("predict_clips needs a prior with null_class (the one-prior recipe); "
                          "a cond='frames' prior takes frames=... in sample_clips")
-    if not isinstance(frames, torch.Tensor) or frames.dim() != 4:
-        raise ValueError(f"frames must be a (b, k, H, W) tensor, got {_describe(frames)}")
-    k = frames.shape[1]
-    if k % model.config.time_down or not 0 < k < model.config.num_frames:
-        raise ValueError(f"frames must hold a multiple of {model.config.time_down} frames, "
-                         f"fewer than {model.config.num_frames}; got {k}")
+    k = check_given_frames(model, frames)
     given = encode_frames(tokenizer, frames, batch_size)
     clips = sample_clips(model, tokenizer, len(frames), given=given, seed=seed,
                          batch_size=batch_size, progress=progress, **sampling)
@@ -736,7 +743,7 @@ __all__ = [
     "CONDITIONS", "ClipCodes", "ContextEncoder", "NO_DIGIT", "NUM_CLIPS", "PRESETS", "SCHEDULES",
     "VideoGPT", "schedules",
     "VideoGPTConfig", "build_dataset", "build_model", "check_tokenizer", "encode_clips",
-    "encode_frames",
+    "check_given_frames", "encode_frames",
     "predict_clips", "sample_clips", "sample_videos", "target",
     "videogpt_loss", "CLASS_GUIDANCE", "ONE_PRIOR", "shipped_tokenizer",
 ]

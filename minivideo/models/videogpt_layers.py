@@ -40,6 +40,7 @@ from minivideo.models.videogpt import (
     NUM_CLASSES,
     ONE_PRIOR,
     VideoGPT,
+    check_given_frames,
     encode_frames,
     sample_clips,
 )
@@ -280,19 +281,13 @@ def layered_predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.T
 
     The given frames are split into one layer per digit (`minivideo.data.split`); each layer's
     codes are forced, its class d is the one under which the prior finds those codes likeliest
-    (`classify_layers`), and the rest of the layer is drawn as a one-digit clip [BOS, d],
+    (`classify`), and the rest of the layer is drawn as a one-digit clip [BOS, d],
     guided against [BOS, NULL]; the futures are stacked by the brighter pixel. A clip whose
     digits touch in every given frame is predicted as one stream, labelled and guided by the
     pair of classes under which the prior finds its codes likeliest.
     """
     check_layer_prior(model)
-    if not isinstance(frames, torch.Tensor) or frames.dim() != 4:
-        raise ValueError(f"frames must be a (b, k, H, W) tensor, got "
-                         f"{getattr(frames, 'shape', type(frames).__name__)}")
-    k = frames.shape[1]
-    if k % model.config.time_down or not 0 < k < model.config.num_frames:
-        raise ValueError(f"frames must hold a multiple of {model.config.time_down} frames, "
-                         f"fewer than {model.config.num_frames}; got {k}")
+    k = check_given_frames(model, frames)
     context = frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
     b, _, height, width = context.shape
     clips = torch.zeros(b, model.config.num_frames, height, width)
