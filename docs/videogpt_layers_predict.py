@@ -1,15 +1,17 @@
 """VideoGPT prediction in layers, measured (issue 14; `layered_predict_clips`).
 
-Two subcommands on the standard test clips (`test_clips`, seed 1234), 8 frames given, 8 predicted:
+Subcommands on the standard test clips (`test_clips`, seed 1234), 8 frames given, 8 predicted:
 
 * ``predict``: each clip's given frames are split into one layer per digit
   (`minivideo.data.split`), each layer's class is read by the prior itself (`classify`) and
   each layer continued as a one-digit clip guided by it; clips whose digits touch in every
   given frame are continued as one stream, guided by the pair of classes the prior reads. The
-  judge reads the predicted futures (both digits), split by whether the clip was split, beside
-  the true futures; per-frame MSE / SSIM / PSNR against the true future beside copying the last
-  given frame; and the one-stream prediction of `--baseline` (the NULL pair, no classes) on the
-  same clips and seed.
+  layers are stacked as drawn, and (the CLI's default) each redrawn first with its given digit's
+  own pixels where the prior put it (`minivideo.data.split.redraw`). The judge reads the
+  predicted futures (both digits), split by whether the clip was split, beside the true
+  futures; per-frame MSE / SSIM / PSNR against the true future beside copying the last given
+  frame; and the one-stream prediction of `--baseline` (the NULL pair, no classes) on the same
+  clips and seed.
 * ``classify``: how often the prior's reading of the split layers' classes gives each clip's
   true pair, from the given frames alone, with the backward view, and with all views (every
   class scored in every view, and as shipped: the first view's CANDIDATES likeliest). No judge.
@@ -19,8 +21,17 @@ Two subcommands on the standard test clips (`test_clips`, seed 1234), 8 frames g
     python docs/videogpt_layers_predict.py classify checkpoints/videogpt-layers.pt --clips 128 \\
         --out docs/figures/videogpt_layers_classify.json
 
+``curve``: the learning curve of prediction in layers: each checkpoint of a layer fine-tune
+predicts the same test clips (seed 12); the judge's reads of the futures against the clips it
+was fine-tuned on (one line per run), beside the true futures and copying the last frame on
+the same clips.
+
+    python docs/videogpt_layers_predict.py curve runs/s36/layers-long-step000{200,400,600}.pt \\
+        checkpoints/videogpt-layers.pt --clips 64 \\
+        --out docs/figures/videogpt_layers_predict_curve.json
+
 ``gif``: README's figure. Rows: 8 test clips (seed 0); `--baseline` given their first 8 frames,
-one stream; the layer prior given the same frames, in layers.
+one stream; the layer prior given the same frames, in layers as drawn, and redrawn.
 
     python docs/videogpt_layers_predict.py gif checkpoints/videogpt-layers.pt \\
         --out docs/figures/videogpt_layers_prediction.gif
@@ -48,12 +59,14 @@ from minivideo.models.videogpt_layers import (
     CANDIDATES,
     VIEWS,
     classify,
-    layered_predict_clips,
     one_digit_labels,
+    predict_layers,
+    stack_prediction,
 )
 from minivideo.pretrained import pretrained
 
 CONTEXT = 8  # frames given (4 latent steps of the shipped tokenizer), as README's prediction row
+CLIPS_PER_STEP = 16  # the videogpt-layers recipe's batch
 SEED = 12  # the seed of docs/videogpt_prediction.py, so the one-stream rows compare
 
 
@@ -68,15 +81,20 @@ def predict(args: argparse.Namespace) -> dict:
     video, digits = clips["video"], clips["digits"]
     future = video[:, CONTEXT:].float() / 255
     began = time.perf_counter()
-    layered, split = layered_predict_clips(model, tokenizer, video[:, :CONTEXT], seed=SEED,
-                                           batch_size=32, progress=True)
+    given = video[:, :CONTEXT]
+    layers, found = predict_layers(model, tokenizer, given, seed=SEED, batch_size=32,
+                                   progress=True)
+    split = found.ok
+    as_drawn = stack_prediction(layers, found, given, redraw_digits=False)
+    redrawn = stack_prediction(layers, found, given, redraw_digits=True)
     seconds = time.perf_counter() - began
     rows: dict[str, dict] = {}
     baseline = build_model_from_checkpoint(args.baseline).eval()
     stream = predict_clips(baseline, pretrained(baseline.config.tokenizer), video[:, :CONTEXT],
                            seed=SEED, batch_size=32)
     copy_last = video[:, CONTEXT - 1 : CONTEXT].float().div(255).expand_as(future)
-    for name, clip_future in (("layers", layered[:, CONTEXT:]),
+    for name, clip_future in (("layers_redrawn", redrawn[:, CONTEXT:]),
+                              ("layers", as_drawn[:, CONTEXT:]),
                               ("one_stream_baseline", stream[:, CONTEXT:]),
                               ("true_future", future), ("copy_last_frame", copy_last)):
         reads = reads_digit_sets(judge, clip_future, digits)
@@ -113,6 +131,60 @@ def classify_views(args: argparse.Namespace) -> dict:
     return {"test_clips": args.clips, "split_clips": int(split.sum()), "rows": rows}
 
 
+def curve(args: argparse.Namespace) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    judge = pretrained("judge")
+    clips = test_clips(args.clips, 16)
+    video, digits = clips["video"], clips["digits"]
+    future = video[:, CONTEXT:].float() / 255
+    copy_last = video[:, CONTEXT - 1 : CONTEXT].float().div(255).expand_as(future)
+    references = {name: share(reads_digit_sets(judge, clip_future, digits)) for name, clip_future
+                  in (("true_future", future), ("copy_last_frame", copy_last))}
+    rows = []
+    for path in args.prior:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        model = build_model_from_checkpoint(path).eval()
+        tokenizer = pretrained(model.config.tokenizer)
+        given = video[:, :CONTEXT]
+        layers, found = predict_layers(model, tokenizer, given, seed=SEED, batch_size=32)
+        split = found.ok
+        row = {"checkpoint": str(path), "step": int(checkpoint["step"]),
+               "cpu_minutes": round(float(checkpoint["seconds"]) / 60, 1)}
+        for name, redraw_digits in (("as_drawn", False), ("redrawn", True)):
+            clips = stack_prediction(layers, found, given, redraw_digits)[:, CONTEXT:]
+            reads = reads_digit_sets(judge, clips, digits)
+            row[name] = {"reads_both": share(reads), "split_clips": share(reads[split]),
+                         "unsplit_clips": share(reads[~split]),
+                         "mse": round(prediction_error(clips, future).mean["mse"], 1)}
+        rows.append(row)
+        print(rows[-1], flush=True)
+    fig, axis = plt.subplots(figsize=(6, 3.6))
+    runs: dict[str, list[dict]] = {}  # a run's kept checkpoints are joined by a line
+    for row in rows:
+        runs.setdefault(Path(row["checkpoint"]).stem.split("-step")[0], []).append(row)
+    for (run, points), colour in zip(runs.items(), ("C0", "C1", "C2", "C3"), strict=False):
+        thousands = [r["step"] * CLIPS_PER_STEP / 1000 for r in points]
+        for name, style in (("redrawn", "o-"), ("as_drawn", "s--")):
+            axis.plot(thousands, [r[name]["reads_both"] for r in points], style, color=colour,
+                      label=f"{run}, {name.replace('_', ' ')}")
+    for (name, value), style in zip(references.items(), (":", "-."), strict=True):
+        axis.axhline(value, color="gray", linestyle=style, label=name.replace("_", " "))
+    axis.axhline(0.9, color="red", linewidth=0.8, label="goal")
+    axis.set(xlabel="thousands of fresh clips in the layer fine-tune (16 a step, ~5 s on 2 cores)",
+             ylabel="judge reads both digits", ylim=(0, 1),
+             title=f"prediction, 8 frames given ({args.clips} test clips)")
+    axis.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    figure = args.out.with_suffix(".png")
+    fig.savefig(figure, dpi=120)
+    return {"test_clips": args.clips, "seed": SEED, "references": references,
+            "split_share": share(split), "rows": rows, "figure": str(figure)}
+
+
 def gif(args: argparse.Namespace) -> dict:
     from minivideo.data import MovingMNISTConfig, generate_clips, load_digits
     from minivideo.viz import save_video, tile
@@ -122,16 +194,20 @@ def gif(args: argparse.Namespace) -> dict:
     model = build_model_from_checkpoint(args.prior).eval()
     baseline = build_model_from_checkpoint(args.baseline).eval()
     tokenizer = pretrained(model.config.tokenizer)
-    layered, split = layered_predict_clips(model, tokenizer, given, seed=0)
+    layers, found = predict_layers(model, tokenizer, given, seed=0)
     stream = predict_clips(baseline, pretrained(baseline.config.tokenizer), given, seed=0)
-    rows = [torch.from_numpy(clips.videos).float() / 255, stream, layered]
+    rows = [torch.from_numpy(clips.videos).float() / 255, stream,
+            stack_prediction(layers, found, given, redraw_digits=False),
+            stack_prediction(layers, found, given, redraw_digits=True)]
     save_video(tile(torch.cat(rows), ncols=8), args.out, fps=8, scale=2)
-    return {"out": str(args.out), "digits": clips.digits.tolist(), "split": split.tolist(),
+    return {"out": str(args.out), "digits": clips.digits.tolist(), "split": found.ok.tolist(),
             "rows": ["real clips (test digits, seed 0)",
                      f"{args.baseline.stem}, one stream: frames 0-{CONTEXT - 1} given, the rest "
                      "sampled",
                      f"{args.prior.stem}, in layers: the given frames split, each layer "
-                     "continued"]}
+                     "continued, stacked as drawn",
+                     "the same layers, each redrawn with its given digit's pixels where the "
+                     "prior put it (the CLI's default)"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,8 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     two = sub.add_parser("classify", help="the prior's reading of the layers' classes")
     three = sub.add_parser("gif", help="README's figure: one stream against layers")
     three.add_argument("--baseline", type=Path, default=Path("checkpoints/videogpt.pt"))
+    four = sub.add_parser("curve", help="prediction reads of a fine-tune's checkpoints")
+    four.add_argument("prior", type=Path, nargs="+")
     for p in (one, two, three):
         p.add_argument("prior", type=Path)
+    for p in (one, two, three, four):
         p.add_argument("--clips", type=int, default=256)
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--out", type=Path, required=True)
@@ -152,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--clips must be positive, got {args.clips}")
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
-    rows = {"predict": predict, "classify": classify_views, "gif": gif}[args.command](args)
+    rows = {"predict": predict, "classify": classify_views, "gif": gif,
+            "curve": curve}[args.command](args)
     rows = {"command": "python docs/videogpt_layers_predict.py " + " ".join(
         sys.argv[1:] if argv is None else argv), **rows,
         "cpu_seconds": round(time.perf_counter() - began)}

@@ -20,7 +20,9 @@ from minivideo.models.videogpt_layers import (
     layered_unconditional_clips,
     one_digit_labels,
     pair_labels,
+    predict_layers,
     stack_apart,
+    stack_prediction,
 )
 from minivideo.utils import to_uint8
 from minivideo.vqvae import ClipTokenizer, ClipTokenizerConfig
@@ -195,6 +197,12 @@ def test_the_sample_command_draws_layers_when_the_prior_can(tmp_path, monkeypatc
     assert np.array_equal(predicted, to_uint8(expected))
     assert np.array_equal(predicted[:, :8], batch.videos[:, :8])
     assert not np.array_equal(sample("layers", "--layers", "off", cond=given), predicted)
+    as_drawn, _ = layered_predict_clips(prior, tokenizer, torch.from_numpy(batch.videos[:, :8]),
+                                        seed=4, redraw_digits=False)
+    assert np.array_equal(sample("layers", "--redraw", "off", cond=given), to_uint8(as_drawn))
+    assert not np.array_equal(to_uint8(as_drawn), predicted)
+    assert sample("layers", "--redraw", "off") is None
+    assert "--redraw is only used with --cond frames" in capsys.readouterr().err
 
 
 def test_layered_unconditional_clips_draw_their_own_classes_from_a_seed():
@@ -250,5 +258,15 @@ def test_layered_prediction_keeps_the_given_frames_and_splits_what_it_can():
     torch.testing.assert_close(clips[:, :8], frames.float() / 255)
     again, _ = layered_predict_clips(model, tokenizer, frames, seed=3)
     assert torch.equal(clips, again)
+    # by default each layer is redrawn with its given digit's pixels; off, stacked as drawn
+    layers, found = predict_layers(model, tokenizer, frames, seed=3)
+    assert torch.equal(clips, stack_prediction(layers, found, frames, redraw_digits=True))
+    drawn = stack_prediction(layers, found, frames, redraw_digits=False)
+    assert torch.equal(drawn[:, 8:], layers[:, :, 8:].amax(dim=1))
+    assert torch.equal(clips[0], drawn[0])  # no templates where the clip did not split
+    for i in split.nonzero()[:, 0].tolist():
+        given = set((frames[i].float() / 255).unique().tolist())
+        assert set(clips[i, 8:].unique().tolist()) <= given  # only the digits' own pixels
+        assert not set(drawn[i, 8:].unique().tolist()) <= given
     with pytest.raises(ValueError, match="frames must hold a multiple of 4 frames"):
         layered_predict_clips(model, tokenizer, frames[:, :6])

@@ -98,6 +98,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "none: two classes drawn uniformly; frames: the given frames split "
                              "into one layer per digit, each continued), or both digits in one "
                              "stream of codes; auto: layers when the prior draws them")
+    parser.add_argument("--redraw", choices=("on", "off"), default="on",
+                        help="videogpt --cond frames in layers: each predicted layer redrawn "
+                             "with its given digit's own pixels, where the prior puts it (on), "
+                             "or the prior's drawing as it is (off)")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
@@ -147,6 +151,8 @@ def sample_videogpt(args: argparse.Namespace, device: torch.device) -> dict[str,
     for flag, wanted in (("digits", "class"), ("frames", "frames"), ("guidance", "class")):
         if getattr(args, flag) is not None and cond != wanted:
             raise UsageError(f"--{flag} is only used with --cond {wanted} (got --cond {cond})")
+    if args.redraw == "off" and (cond != "frames" or args.layers == "off"):
+        raise UsageError("--redraw is only used with --cond frames predicted in layers")
     if args.apart is not None and (cond != "class" or args.layers == "off"):
         raise UsageError("--apart is only used with --cond class drawn in layers")
     model, tokenizer = load_videogpt(args.checkpoint, cond, device=device,
@@ -179,7 +185,7 @@ def sample_videogpt(args: argparse.Namespace, device: torch.device) -> dict[str,
     if layered and cond == "frames":  # split into one layer per digit, each continued
         clips, _ = videogpt_layers.layered_predict_clips(
             model.to(device), tokenizer, context, seed=args.seed, batch_size=args.batch_size,
-            **sampling_options(args))
+            redraw_digits=args.redraw == "on", **sampling_options(args))
         return {"videos": to_uint8(clips), **extras}
     if layered:
         apart = videogpt_layers.LAYER_APART if args.apart is None else args.apart

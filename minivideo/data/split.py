@@ -19,12 +19,15 @@ touch in every frame cannot be split this way; it is reported, and a caller fall
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 MIN_PIXELS = 12  # a footprint region smaller than this is a speck, not a digit
 MAX_SIZE = 28  # a digit's box (MovingMNISTConfig.digit_size): a larger region is two digits
 WINDOW = 6  # px a digit may move between frames in the search (the generator moves ≤ 3.6)
+STEADY = 0.01  # redraw: cost per squared px off the digit's pace; ink differences are ~1 a px
 
 
 def components(mask: torch.Tensor) -> torch.Tensor:
@@ -64,10 +67,12 @@ def _reference_frame(labels: torch.Tensor) -> tuple[int, list[torch.Tensor]] | N
 
 
 def _track(frames: torch.Tensor, templates: torch.Tensor, sizes: torch.Tensor,
-           start: torch.Tensor, reference: int) -> torch.Tensor:
+           start: torch.Tensor, reference: int, steady: float = 0.0) -> torch.Tensor:
     """Top-left corners (t, m, 2) of m templates (m, s, s), each of ink box `sizes` (m, 2) at
     its top-left, in frames (t, H, W): each starts at `start` (m, 2) in frame `reference` and
-    is followed frame by frame, both ways, always whole inside the frame."""
+    is followed frame by frame, both ways, always whole inside the frame. `steady` > 0 adds
+    steady · (squared px from where the last step's velocity leads) to every score, so where
+    the frames say little (faint or missing ink) a digit keeps moving as it moved."""
     t, height, width = frames.shape
     m, s, _ = templates.shape
     ink = (templates > 0).float()[:, None]
@@ -81,12 +86,18 @@ def _track(frames: torch.Tensor, templates: torch.Tensor, sizes: torch.Tensor,
     corners[reference] = start
     order = [*range(reference + 1, t), *range(reference - 1, -1, -1)]
     for f in order:
-        previous = corners[f - 1] if f > reference else corners[f + 1]
+        step = 1 if f > reference else -1
+        previous = corners[f - step]
+        # where the last step's velocity leads (no velocity yet next to the reference frame)
+        ahead = previous if f - step == reference else 2 * previous - corners[f - 2 * step]
         for j in range(m):
             near = (((ys - previous[j, 0]).abs() <= WINDOW)
                     & ((xs - previous[j, 1]).abs() <= WINDOW)
                     & (ys <= height - sizes[j, 0]) & (xs <= width - sizes[j, 1]))
-            where = torch.where(near, score[f, j], torch.full_like(score[f, j], float("inf")))
+            cost = score[f, j]
+            if steady > 0:
+                cost = cost + steady * ((ys - ahead[j, 0]) ** 2 + (xs - ahead[j, 1]) ** 2)
+            where = torch.where(near, cost, torch.full_like(cost, float("inf")))
             best = int(where.argmin())
             corners[f, j] = torch.tensor([best // width, best % width])
     return corners
@@ -104,38 +115,90 @@ def _paste(templates: torch.Tensor, sizes: torch.Tensor, corners: torch.Tensor, 
     return layers
 
 
+@dataclass(frozen=True)
+class Templates:
+    """What `find_templates` cuts out of clips of b two-digit clips, t frames each."""
+
+    templates: torch.Tensor  # (b, 2, MAX_SIZE, MAX_SIZE): each digit's ink box, top-left aligned
+    sizes: torch.Tensor  # (b, 2, 2) long: height and width of each ink box
+    corners: torch.Tensor  # (b, t, 2, 2) long: each digit's top-left (y, x) in each frame
+    ok: torch.Tensor  # (b,) bool: False where the digits touch in every frame (all zeros there)
+
+
+def _as_video(frames: torch.Tensor, name: str) -> torch.Tensor:
+    if (not isinstance(frames, torch.Tensor) or frames.dim() != 4
+            or min(frames.shape[-2:]) < MAX_SIZE):
+        raise ValueError(f"{name} must be a (b, t, H, W) tensor of clips with H, W >= "
+                         f"{MAX_SIZE}, got {getattr(frames, 'shape', type(frames).__name__)}")
+    return frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
+
+
+@torch.no_grad()
+def find_templates(frames: torch.Tensor) -> Templates:
+    """Frames (b, t, H, W) of two-digit clips, uint8 or float [0, 1] → each digit's template and
+    where it sits in every frame (digit 0 is the reference frame's region that comes first,
+    top-left first)."""
+    video = _as_video(frames, "frames")
+    b, t, height, width = video.shape
+    labels = components(video > 0)
+    found = Templates(torch.zeros(b, 2, MAX_SIZE, MAX_SIZE), torch.zeros(b, 2, 2, dtype=torch.long),
+                      torch.zeros(b, t, 2, 2, dtype=torch.long), torch.zeros(b, dtype=torch.bool))
+    for i in range(b):
+        reference = _reference_frame(labels[i])
+        if reference is None:
+            continue
+        f, regions = reference
+        start = torch.zeros(2, 2, dtype=torch.long)
+        boxes = sorted(((*_box(labels[i, f] == r), r) for r in regions), key=lambda z: z[:2])
+        for j, (y, x, h, w, r) in enumerate(boxes):
+            cut = video[i, f] * (labels[i, f] == r)
+            found.templates[i, j, :h, :w] = cut[y : y + h, x : x + w]
+            start[j], found.sizes[i, j] = torch.tensor([y, x]), torch.tensor([h, w])
+        found.corners[i] = _track(video[i], found.templates[i], found.sizes[i], start, f)
+        found.ok[i] = True
+    return found
+
+
 @torch.no_grad()
 def split_digits(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames (b, t, H, W) of two-digit clips, uint8 or float [0, 1] → (layers float [0, 1]
     (b, 2, t, H, W), ok bool (b,)). Layer j holds digit j alone (in the order the reference
     frame's regions come, top-left first), and the maximum of the two layers redraws the clip.
     ok[i] is False where the digits touch in every frame of clip i; its layers are zeros."""
-    if (not isinstance(frames, torch.Tensor) or frames.dim() != 4
-            or min(frames.shape[-2:]) < MAX_SIZE):
-        raise ValueError(f"frames must be a (b, t, H, W) tensor of clips with H, W >= "
-                         f"{MAX_SIZE}, got {getattr(frames, 'shape', type(frames).__name__)}")
-    video = frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
-    b, t, height, width = video.shape
-    labels = components(video > 0)
+    found = find_templates(frames)
+    return layers_of(found, *frames.shape[-2:]), found.ok
+
+
+def layers_of(found: Templates, height: int, width: int) -> torch.Tensor:
+    """The layers (b, 2, t, H, W) that `found` describes: each template pasted where it sits."""
+    b, t = found.corners.shape[:2]
     layers = torch.zeros(b, 2, t, height, width)
-    ok = torch.zeros(b, dtype=torch.bool)
-    for i in range(b):
-        found = _reference_frame(labels[i])
-        if found is None:
-            continue
-        f, regions = found
-        templates = torch.zeros(2, MAX_SIZE, MAX_SIZE)
-        start = torch.zeros(2, 2, dtype=torch.long)
-        sizes = torch.zeros(2, 2, dtype=torch.long)
-        boxes = sorted(((*_box(labels[i, f] == r), r) for r in regions), key=lambda z: z[:2])
-        for j, (y, x, h, w, r) in enumerate(boxes):
-            cut = video[i, f] * (labels[i, f] == r)
-            templates[j, :h, :w] = cut[y : y + h, x : x + w]
-            start[j], sizes[j] = torch.tensor([y, x]), torch.tensor([h, w])
-        corners = _track(video[i], templates, sizes, start, f)
-        layers[i] = _paste(templates, sizes, corners, height, width)
-        ok[i] = True
-    return layers, ok
+    for i in found.ok.nonzero()[:, 0].tolist():
+        layers[i] = _paste(found.templates[i], found.sizes[i], found.corners[i], height, width)
+    return layers
 
 
-__all__ = ["components", "split_digits"]
+@torch.no_grad()
+def redraw(found: Templates, drawn: torch.Tensor, steady: float = STEADY) -> torch.Tensor:
+    """Each drawn layer redrawn with its digit's template: drawn (b, 2, n, H, W), float [0, 1],
+    the n frames that follow the given ones, one layer per template of `found` → (b, 2, n, H, W),
+    each frame the template pasted where it fits that layer's drawn frame best (tracked from
+    the last given frame, within WINDOW px a frame, keeping its pace where the ink is faint).
+    A model decides where each digit goes; its pixels are the given digit's, as in a video
+    predictor that moves the input's pixels (Finn et al., 2016). Clips not ok are left as drawn."""
+    if drawn.dim() != 5 or drawn.shape[:2] != (len(found.ok), 2):
+        raise ValueError(f"drawn must be (b, 2, n, H, W) with b = {len(found.ok)}, got "
+                         f"{tuple(drawn.shape)}")
+    out = drawn.float().clone()
+    _, _, n, height, width = drawn.shape
+    for i in found.ok.nonzero()[:, 0].tolist():
+        for j in range(2):
+            frames = torch.cat([torch.zeros(1, height, width), drawn[i, j].float()])
+            corners = _track(frames, found.templates[i, j : j + 1], found.sizes[i, j : j + 1],
+                             found.corners[i, -1, j : j + 1], 0, steady)
+            out[i, j] = _paste(found.templates[i, j : j + 1], found.sizes[i, j : j + 1],
+                               corners[1:], height, width)[0]
+    return out
+
+
+__all__ = ["Templates", "components", "find_templates", "layers_of", "redraw", "split_digits"]

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from minivideo.data import MovingMNIST, MovingMNISTConfig
-from minivideo.data.split import split_digits
+from minivideo.data.split import Templates, find_templates, layers_of, redraw
 from minivideo.models.cogvideo.layers import ink_overlap
 from minivideo.models.videogpt import (
     CLASS_GUIDANCE,
@@ -58,6 +58,9 @@ TOKENIZER = "vqvae-compact-t2"  # the shipped prior's tokenizer
 ONE_DIGIT = 0.5  # share of the fine-tuning clips that show one digit
 # Each layer drawn this many times, the least-overlapping stack kept (see the docstring).
 LAYER_APART = 4
+# Prediction: each predicted layer redrawn with its given digit's pixels (a digit never changes
+# its look in Moving MNIST; README "Prediction in layers" measures both ways).
+REDRAW = True
 
 
 class LayerStream(Dataset):
@@ -272,9 +275,56 @@ def classify(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, labels
 
 
 @torch.no_grad()
+def predict_layers(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, *,
+                   guidance: float = CLASS_GUIDANCE, seed: int = 0, batch_size: int = 16,
+                   progress: bool = False, **sampling) -> tuple[torch.Tensor, Templates]:
+    """The k given frames (b, k, H, W) → (layers float [0, 1] (b, 2, T, H, W), the templates
+    `find_templates` cut from the given frames). Each clip's layers are its two digits, drawn
+    as the prior continues them; a clip that does not split comes back as one stream in layer 0
+    (layer 1 empty). `layered_predict_clips` stacks them."""
+    check_layer_prior(model)
+    check_given_frames(model, frames)
+    context = frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
+    b, _, height, width = context.shape
+    layers = torch.zeros(b, 2, model.config.num_frames, height, width)
+    found = find_templates(context)
+    split = found.ok
+    options = dict(seed=seed, batch_size=batch_size, progress=progress, **sampling)
+    if split.any():
+        given_frames = rearrange(layers_of(found, height, width)[split],
+                                 "b l t h w -> (b l) t h w")
+        given = encode_frames(tokenizer, given_frames, batch_size)
+        labels = classify(model, tokenizer, given_frames, one_digit_labels(), batch_size)
+        drawn = sample_clips(model, tokenizer, len(labels), digits=labels, given=given,
+                             guidance=guidance, **options)
+        layers[split] = rearrange(drawn, "(b l) t h w -> b l t h w", l=2)
+    if not split.all():  # one stream, guided by the pair of classes the prior reads
+        whole = context[~split]
+        pairs = classify(model, tokenizer, whole, pair_labels(), batch_size)
+        given = encode_frames(tokenizer, whole, batch_size)
+        layers[~split, 0] = sample_clips(model, tokenizer, len(whole), digits=pairs,
+                                         given=given, guidance=guidance, **options)
+    return layers, found
+
+
+def stack_prediction(layers: torch.Tensor, found: Templates, frames: torch.Tensor,
+                     redraw_digits: bool) -> torch.Tensor:
+    """`predict_layers`' layers (b, 2, T, H, W) → clips (b, T, H, W): the given frames, then
+    the layers' futures stacked by the brighter pixel, each first redrawn with its digit's own
+    pixels if `redraw_digits` (`minivideo.data.split.redraw`; clips that did not split stay
+    as drawn)."""
+    k = frames.shape[1]
+    future = layers[:, :, k:]
+    if redraw_digits:
+        future = redraw(found, future)
+    context = frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
+    return torch.cat([context, future.amax(dim=1)], dim=1)
+
+
+@torch.no_grad()
 def layered_predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.Tensor, *,
                           guidance: float = CLASS_GUIDANCE, seed: int = 0, batch_size: int = 16,
-                          progress: bool = False,
+                          progress: bool = False, redraw_digits: bool = REDRAW,
                           **sampling) -> tuple[torch.Tensor, torch.Tensor]:
     """Prediction in layers: the k given frames (b, k, H, W) → (clips float [0, 1] (b, T, H, W):
     the given frames, then the predicted future; split bool (b,): predicted in layers).
@@ -285,33 +335,18 @@ def layered_predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.T
     guided against [BOS, NULL]; the futures are stacked by the brighter pixel. A clip whose
     digits touch in every given frame is predicted as one stream, labelled and guided by the
     pair of classes under which the prior finds its codes likeliest.
+
+    redraw_digits: each drawn layer is redrawn with the given digit's own pixels, pasted where
+    the prior's layer puts it: the prior decides where each digit goes, not how it looks.
     """
-    check_layer_prior(model)
-    k = check_given_frames(model, frames)
-    context = frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
-    b, _, height, width = context.shape
-    clips = torch.zeros(b, model.config.num_frames, height, width)
-    layers, split = split_digits(context)
-    options = dict(seed=seed, batch_size=batch_size, progress=progress, **sampling)
-    if split.any():
-        given_frames = rearrange(layers[split], "b l t h w -> (b l) t h w")
-        given = encode_frames(tokenizer, given_frames, batch_size)
-        labels = classify(model, tokenizer, given_frames, one_digit_labels(), batch_size)
-        drawn = sample_clips(model, tokenizer, len(labels), digits=labels, given=given,
-                             guidance=guidance, **options)
-        clips[split] = rearrange(drawn, "(b l) t h w -> b l t h w", l=2).amax(dim=1)
-    if not split.all():  # one stream, guided by the pair of classes the prior reads
-        whole = context[~split]
-        pairs = classify(model, tokenizer, whole, pair_labels(), batch_size)
-        given = encode_frames(tokenizer, whole, batch_size)
-        clips[~split] = sample_clips(model, tokenizer, len(whole), digits=pairs, given=given,
-                                     guidance=guidance, **options)
-    clips[:, :k] = context
-    return clips, split
+    layers, found = predict_layers(model, tokenizer, frames, guidance=guidance, seed=seed,
+                                   batch_size=batch_size, progress=progress, **sampling)
+    return stack_prediction(layers, found, frames, redraw_digits), found.ok
 
 
 __all__ = ["LAYER_APART", "LayerStream", "ONE_DIGIT", "TARGET", "build_layer_prior",
-           "draw_layers", "label_scores", "layered_predict_clips",
+           "draw_layers", "label_scores", "layered_predict_clips", "predict_layers",
+           "REDRAW", "stack_prediction",
            "classify", "VIEWS", "CANDIDATES", "one_digit_labels", "pair_labels",
            "check_layer_prior", "layered_class_clips",
            "layered_unconditional_clips", "stack_apart"]
