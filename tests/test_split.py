@@ -33,10 +33,21 @@ def test_components_label_each_8_connected_region_once():
 
 
 def test_split_layers_are_the_digits_the_generator_pasted(batch):
+    found = find_templates(torch.from_numpy(batch.videos))
     layers, ok = split_digits(torch.from_numpy(batch.videos))
-    assert ok.float().mean() > 0.7  # most clips have a frame where the digits stand apart
+    assert torch.equal(ok, found.ok)
+    apart = ok & ~found.touching
+    assert apart.float().mean() > 0.7  # most clips have a frame where the digits stand apart
     first, second = digit_alone(batch, 0), digit_alone(batch, 1)
-    for i in ok.nonzero()[:, 0].tolist():
+    # digits that touch in every frame: each layer is its digit, up to ink that both always
+    # cover (unseen in any frame: a share of the ink in a few clips)
+    wrong = []
+    for i in found.touching.nonzero()[:, 0].tolist():
+        straight = (layers[i, 0] - first[i]).abs().sum() + (layers[i, 1] - second[i]).abs().sum()
+        swapped = (layers[i, 0] - second[i]).abs().sum() + (layers[i, 1] - first[i]).abs().sum()
+        wrong.append(float(min(straight, swapped) / (first[i].sum() + second[i].sum())))
+    assert len(wrong) >= 2 and max(wrong) < 0.15 and np.median(wrong) < 0.03, wrong
+    for i in apart.nonzero()[:, 0].tolist():
         straight = (layers[i, 0] - first[i]).abs().amax() + (layers[i, 1] - second[i]).abs().amax()
         swapped = (layers[i, 0] - second[i]).abs().amax() + (layers[i, 1] - first[i]).abs().amax()
         # exact up to the order of the layers, except where the digits overlap in every frame
@@ -44,7 +55,7 @@ def test_split_layers_are_the_digits_the_generator_pasted(batch):
         assert min(straight, swapped) < 0.6, i
     exact = [min((layers[i, 0] - first[i]).abs().sum() + (layers[i, 1] - second[i]).abs().sum(),
                  (layers[i, 0] - second[i]).abs().sum() + (layers[i, 1] - first[i]).abs().sum())
-             for i in ok.nonzero()[:, 0].tolist()]
+             for i in apart.nonzero()[:, 0].tolist()]
     assert np.mean([e == 0 for e in exact]) > 0.9
     redrawn = layers[ok].amax(dim=1)
     video = torch.from_numpy(batch.videos[ok.numpy()]).float() / 255
@@ -59,6 +70,21 @@ def test_digits_that_overlap_in_every_frame_are_reported_not_split():
     video = torch.from_numpy(render(images[None, :2], positions))
     layers, ok = split_digits(video)
     assert not ok[0] and layers.abs().sum() == 0
+
+
+def test_digits_that_touch_in_every_frame_but_move_apart_are_followed_from_their_halves():
+    images, _ = load_digits("test")
+    positions = np.zeros((1, 8, 2, 2), dtype=np.int64)
+    positions[0, :, 0] = np.stack([np.full(8, 18), 8 + 2 * np.arange(8)], axis=1)  # right
+    positions[0, :, 1] = np.stack([np.full(8, 22), 26 - 2 * np.arange(8)], axis=1)  # left
+    video = torch.from_numpy(render(images[None, 3:5], positions))
+    assert not split_digits(video, touching=False)[1][0]  # no frame shows them apart
+    found = find_templates(video)
+    assert found.ok[0] and found.touching[0]
+    moved = found.corners[0] - found.corners[0, :1]  # each path, up to the template's offset
+    truth = torch.from_numpy(positions[0] - positions[0, :1])
+    assert torch.equal(moved, truth) or torch.equal(moved, truth.flip(1))
+    torch.testing.assert_close(split_digits(video)[0][0].amax(dim=0), video[0].float() / 255)
 
 
 def test_split_rejects_what_is_not_a_batch_of_clips():
@@ -88,7 +114,7 @@ def test_redraw_puts_each_template_where_a_blurred_faint_future_shows_it():
     # the digit's own pixels at the place drawn, despite the blur and the faint ink, and found
     # again after the lost frame (a digit that bounced while unseen may be lost: a rare one)
     assert torch.equal(out[ok][:, :, :2], future[ok][:, :, :2])
-    assert (out[ok][:, :, 3] == future[ok][:, :, 3]).flatten(1).all(1).float().mean() > 0.9
+    assert (out[ok][:, :, 3] == future[ok][:, :, 3]).flatten(1).all(1).float().mean() > 0.85
     # where nothing was drawn the digit keeps its pace: within two pixels of its true place
     def centre(frames):  # ink-weighted centre (n, 2, 2) of frames (n, 2, H, W)
         grid = torch.arange(frames.shape[-1], dtype=torch.float32)

@@ -11,8 +11,16 @@ exactly the digit the generator pasted.
 
 `split_digits` finds the frame whose footprint falls into exactly two digit-sized regions,
 cuts the two templates, tracks each through the clip by the least squared difference on its
-ink (within a window around the previous frame's position), and pastes. A clip whose digits
-touch in every frame cannot be split this way; it is reported, and a caller falls back.
+ink (within a window around the previous frame's position), and pastes.
+
+Where the digits touch in every frame there is no such frame. Then each digit is still in
+every frame, but the other one moves away from each of its pixels in some frame: the minimum
+of the frames over a box that moves with one digit is that digit. Starting from the two halves
+of the joint ink, both are tracked, each re-cut as that minimum along its path, and tracked
+again; the pair is kept only if it redraws the frames. A clip still not split is reported,
+and a caller falls back.
+
+`redraw` pastes each template again where a model's drawing of its layer puts it.
 
     layers, ok = split_digits(frames)   # frames (b, t, H, W) → layers (b, 2, t, H, W), ok (b,)
 """
@@ -28,6 +36,9 @@ MIN_PIXELS = 12  # a footprint region smaller than this is a speck, not a digit
 MAX_SIZE = 28  # a digit's box (MovingMNISTConfig.digit_size): a larger region is two digits
 WINDOW = 6  # px a digit may move between frames in the search (the generator moves ≤ 3.6)
 STEADY = 0.01  # redraw: cost per squared px off the digit's pace; ink differences are ~1 a px
+ROUNDS = 4  # touching digits: rounds of tracking both, then re-cutting each along its path
+TOLERANCE = 0.02  # touching digits: kept if the pasted pair redraws the frames within 2% of ink
+NEEDED = 0.2  # ... and if each alone leaves at least a fifth of the ink undrawn (two digits)
 
 
 def components(mask: torch.Tensor) -> torch.Tensor:
@@ -122,7 +133,86 @@ class Templates:
     templates: torch.Tensor  # (b, 2, MAX_SIZE, MAX_SIZE): each digit's ink box, top-left aligned
     sizes: torch.Tensor  # (b, 2, 2) long: height and width of each ink box
     corners: torch.Tensor  # (b, t, 2, 2) long: each digit's top-left (y, x) in each frame
-    ok: torch.Tensor  # (b,) bool: False where the digits touch in every frame (all zeros there)
+    ok: torch.Tensor  # (b,) bool: False where the two digits were not found (all zeros there)
+    touching: torch.Tensor  # (b,) bool: found although they touch in every frame
+
+
+def _two_centres(frames: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """The frame (of (t, H, W)) whose ink falls most clearly into two parts, and the parts'
+    centres (2, 2) as (y, x): 2-means on the ink's pixel coordinates, weighted by brightness,
+    started at the two ends of the ink's long axis."""
+    height, width = frames.shape[-2:]
+    grid = torch.stack(torch.meshgrid(torch.arange(height), torch.arange(width),
+                                      indexing="ij"), dim=-1).reshape(-1, 2).float()
+    best = (-1.0, 0, torch.zeros(2, 2))
+    for f in range(frames.shape[0]):
+        weight = frames[f].reshape(-1)
+        points, weight = grid[weight > 0], weight[weight > 0]
+        if len(points) < 2 * MIN_PIXELS:
+            continue
+        mean = (points * weight[:, None]).sum(0) / weight.sum()
+        spread = ((points - mean).T * weight) @ (points - mean) / weight.sum()
+        along = (points - mean) @ torch.linalg.eigh(spread)[1][:, -1]
+        centres = points[torch.stack([along.argmin(), along.argmax()])]
+        for _ in range(10):
+            part = torch.cdist(points, centres).argmin(dim=1)
+            centres = torch.stack([(points[part == k] * weight[part == k, None]).sum(0)
+                                   / weight[part == k].sum().clamp_min(1e-6) for k in range(2)])
+        gap = float((centres[0] - centres[1]).norm())
+        if gap > best[0]:
+            best = (gap, f, centres)
+    return best[1], best[2]
+
+
+def _along(frames: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
+    """The minimum over frames of the MAX_SIZE box at each frame's corner (t, 2): what moves
+    with the box. A frame is the max of the two digits, so the box's own digit is in every
+    frame, and the other digit drops out wherever it has left a pixel in some frame."""
+    return torch.stack([frames[f, y : y + MAX_SIZE, x : x + MAX_SIZE]
+                        for f, (y, x) in enumerate(corners.tolist())]).amin(dim=0)
+
+
+def _split_touching(frames: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+    """Templates (2, S, S), sizes (2, 2) and corners (t, 2, 2) of two digits that touch in every
+    frame (t, H, W), or None if the pair found does not redraw the frames. Start from the two
+    halves of the frame where the ink parts most clearly; then, ROUNDS times, track both
+    templates and re-cut each as `_along` its path (so each round a template holds more of its
+    own digit and less of the other). Kept if the two redraw the frames within TOLERANCE and
+    each is needed for it (NEEDED)."""
+    t, height, width = frames.shape
+    if height < MAX_SIZE or width < MAX_SIZE:
+        return None
+    f, centres = _two_centres(frames)
+    start = (centres.round().long() - MAX_SIZE // 2).clamp(min=0)
+    start = torch.minimum(start, torch.tensor([height - MAX_SIZE, width - MAX_SIZE]))
+    cells = torch.stack(torch.meshgrid(torch.arange(MAX_SIZE), torch.arange(MAX_SIZE),
+                                       indexing="ij"), dim=-1).float()
+    templates = torch.zeros(2, MAX_SIZE, MAX_SIZE)
+    for j in range(2):  # each box keeps the ink nearer its own centre
+        where = cells + start[j].float()
+        mine = (where - centres[j]).norm(dim=-1) <= (where - centres[1 - j]).norm(dim=-1)
+        y, x = start[j].tolist()
+        templates[j] = frames[f, y : y + MAX_SIZE, x : x + MAX_SIZE] * mine
+    sizes = torch.full((2, 2), MAX_SIZE)
+    for _ in range(ROUNDS):
+        corners = _track(frames, templates, sizes, start, f)
+        templates = torch.stack([_along(frames, corners[:, j]) for j in range(2)])
+        start = corners[f]
+    layers = _paste(templates, sizes, corners, height, width)
+    ink = frames.sum()
+    if (layers.amax(dim=0) - frames).abs().sum() > TOLERANCE * ink:
+        return None
+    # digits that move as one are found as one template holding both: each alone redraws all
+    if any((layers[j] - frames).abs().sum() < NEEDED * ink for j in range(2)):
+        return None
+    trimmed, shift = torch.zeros_like(templates), torch.zeros(2, 2, dtype=torch.long)
+    for j in range(2):  # each template's ink box, top-left aligned, as a split template is
+        if not (templates[j] > 0).any():
+            return None
+        y, x, h, w = _box(templates[j] > 0)
+        trimmed[j, :h, :w] = templates[j, y : y + h, x : x + w]
+        shift[j], sizes[j] = torch.tensor([y, x]), torch.tensor([h, w])
+    return trimmed, sizes, corners + shift
 
 
 def _as_video(frames: torch.Tensor, name: str) -> torch.Tensor:
@@ -134,18 +224,24 @@ def _as_video(frames: torch.Tensor, name: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def find_templates(frames: torch.Tensor) -> Templates:
+def find_templates(frames: torch.Tensor, touching: bool = True) -> Templates:
     """Frames (b, t, H, W) of two-digit clips, uint8 or float [0, 1] → each digit's template and
     where it sits in every frame (digit 0 is the reference frame's region that comes first,
-    top-left first)."""
+    top-left first). Where the digits touch in every frame, `touching` follows both from the two
+    halves of their joint ink (`_split_touching`), kept only if they redraw the frames."""
     video = _as_video(frames, "frames")
     b, t, height, width = video.shape
     labels = components(video > 0)
     found = Templates(torch.zeros(b, 2, MAX_SIZE, MAX_SIZE), torch.zeros(b, 2, 2, dtype=torch.long),
-                      torch.zeros(b, t, 2, 2, dtype=torch.long), torch.zeros(b, dtype=torch.bool))
+                      torch.zeros(b, t, 2, 2, dtype=torch.long), torch.zeros(b, dtype=torch.bool),
+                      torch.zeros(b, dtype=torch.bool))
     for i in range(b):
         reference = _reference_frame(labels[i])
         if reference is None:
+            parts = _split_touching(video[i]) if touching else None
+            if parts is not None:
+                found.templates[i], found.sizes[i], found.corners[i] = parts
+                found.ok[i] = found.touching[i] = True
             continue
         f, regions = reference
         start = torch.zeros(2, 2, dtype=torch.long)
@@ -160,12 +256,13 @@ def find_templates(frames: torch.Tensor) -> Templates:
 
 
 @torch.no_grad()
-def split_digits(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def split_digits(frames: torch.Tensor, touching: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames (b, t, H, W) of two-digit clips, uint8 or float [0, 1] → (layers float [0, 1]
     (b, 2, t, H, W), ok bool (b,)). Layer j holds digit j alone (in the order the reference
     frame's regions come, top-left first), and the maximum of the two layers redraws the clip.
-    ok[i] is False where the digits touch in every frame of clip i; its layers are zeros."""
-    found = find_templates(frames)
+    ok[i] is False where the digits were not found in clip i (they touch in every frame, and
+    following both from halves of their ink did not redraw the frames); its layers are zeros."""
+    found = find_templates(frames, touching)
     return layers_of(found, *frames.shape[-2:]), found.ok
 
 
