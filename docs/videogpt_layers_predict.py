@@ -30,6 +30,12 @@ the same clips.
         checkpoints/videogpt-layers.pt --clips 64 \\
         --out docs/figures/videogpt_layers_predict_curve.json
 
+``split``: how the given frames of the test clips split (no prior): apart in some frame, or
+followed while they touch, and how many layers move along their digit's true path.
+
+    python docs/videogpt_layers_predict.py split --clips 256 \\
+        --out docs/figures/videogpt_layers_split.json
+
 ``gif``: README's figure. Rows: 8 test clips (seed 0); `--baseline` given their first 8 frames,
 one stream; the layer prior given the same frames, in layers as drawn, and redrawn.
 
@@ -50,7 +56,7 @@ import torch
 from einops import rearrange
 
 from minivideo.checkpoints import build_model_from_checkpoint
-from minivideo.data.split import split_digits
+from minivideo.data.split import find_templates, split_digits
 from minivideo.metrics.judge import reads_digit_sets
 from minivideo.metrics.prediction import prediction_error
 from minivideo.metrics.reconstruction import test_clips
@@ -104,7 +110,7 @@ def predict(args: argparse.Namespace) -> dict:
                       **{k: round(v, 3) for k, v in error.items()}}
         print(name, rows[name], flush=True)
     return {"test_clips": args.clips, "seed": SEED, "context_frames": CONTEXT,
-            "split_share": share(split), "rows": rows,
+            "split_share": share(split), "touching_share": share(found.touching), "rows": rows,
             "layers_seconds_per_clip": round(seconds / args.clips, 2)}
 
 
@@ -185,6 +191,25 @@ def curve(args: argparse.Namespace) -> dict:
             "split_share": share(split), "rows": rows, "figure": str(figure)}
 
 
+def split(args: argparse.Namespace) -> dict:
+    clips = test_clips(args.clips, 16)
+    found = find_templates(clips["video"][:, :CONTEXT])
+    truth = clips["positions"][:, :CONTEXT]  # (n, t, 2, 2) true corners of each digit
+
+    def on_true_paths(i: int) -> bool:  # each layer's moves are one digit's, in some order
+        moved = found.corners[i] - found.corners[i, :1]
+        true = truth[i] - truth[i, :1]
+        return bool(torch.equal(moved, true) or torch.equal(moved, true.flip(1)))
+
+    rows = {}
+    for name, which in (("apart", found.ok & ~found.touching), ("touching", found.touching)):
+        index = which.nonzero()[:, 0].tolist()
+        rows[name] = {"clips": len(index), "share": share(which),
+                      "on_true_paths": sum(on_true_paths(i) for i in index)}
+    return {"test_clips": args.clips, "given_frames": CONTEXT, "split_share": share(found.ok),
+            "rows": rows}
+
+
 def gif(args: argparse.Namespace) -> dict:
     from minivideo.data import MovingMNISTConfig, generate_clips, load_digits
     from minivideo.viz import save_video, tile
@@ -220,9 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     three.add_argument("--baseline", type=Path, default=Path("checkpoints/videogpt.pt"))
     four = sub.add_parser("curve", help="prediction reads of a fine-tune's checkpoints")
     four.add_argument("prior", type=Path, nargs="+")
+    five = sub.add_parser("split", help="how the given frames split (no prior)")
     for p in (one, two, three):
         p.add_argument("prior", type=Path)
-    for p in (one, two, three, four):
+    for p in (one, two, three, four, five):
         p.add_argument("--clips", type=int, default=256)
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--out", type=Path, required=True)
@@ -232,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
     rows = {"predict": predict, "classify": classify_views, "gif": gif,
-            "curve": curve}[args.command](args)
+            "curve": curve, "split": split}[args.command](args)
     rows = {"command": "python docs/videogpt_layers_predict.py " + " ".join(
         sys.argv[1:] if argv is None else argv), **rows,
         "cpu_seconds": round(time.perf_counter() - began)}
