@@ -332,9 +332,10 @@ def layered_predict_clips(model: VideoGPT, tokenizer: nn.Module, frames: torch.T
     The given frames are split into one layer per digit (`minivideo.data.split`); each layer's
     codes are forced, its class d is the one under which the prior finds those codes likeliest
     (`classify`), and the rest of the layer is drawn as a one-digit clip [BOS, d],
-    guided against [BOS, NULL]; the futures are stacked by the brighter pixel. A clip whose
-    digits touch in every given frame is predicted as one stream, labelled and guided by the
-    pair of classes under which the prior finds its codes likeliest.
+    guided against [BOS, NULL]; the futures are stacked by the brighter pixel. A clip that
+    does not split (its digits touch in every given frame and cannot be followed as two) is
+    predicted as one stream, labelled and guided by the pair of classes under which the prior
+    finds its codes likeliest.
 
     redraw_digits: each drawn layer is redrawn with the given digit's own pixels, pasted where
     the prior's layer puts it: the prior decides where each digit goes, not how it looks.
