@@ -137,14 +137,14 @@ class Templates:
     touching: torch.Tensor  # (b,) bool: found although they touch in every frame
 
 
-def _two_centres(frames: torch.Tensor) -> tuple[int, torch.Tensor]:
-    """The frame (of (t, H, W)) whose ink falls most clearly into two parts, and the parts'
-    centres (2, 2) as (y, x): 2-means on the ink's pixel coordinates, weighted by brightness,
-    started at the two ends of the ink's long axis."""
+def _two_centres(frames: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """Each frame (of (t, H, W)) with ink, and the centres (2, 2) as (y, x) of the two parts its
+    ink falls into: 2-means on the ink's pixel coordinates, weighted by brightness, started at
+    the two ends of the ink's long axis. The frames whose parts lie furthest apart come first."""
     height, width = frames.shape[-2:]
     grid = torch.stack(torch.meshgrid(torch.arange(height), torch.arange(width),
                                       indexing="ij"), dim=-1).reshape(-1, 2).float()
-    best = (-1.0, 0, torch.zeros(2, 2))
+    found = []
     for f in range(frames.shape[0]):
         weight = frames[f].reshape(-1)
         points, weight = grid[weight > 0], weight[weight > 0]
@@ -158,10 +158,8 @@ def _two_centres(frames: torch.Tensor) -> tuple[int, torch.Tensor]:
             part = torch.cdist(points, centres).argmin(dim=1)
             centres = torch.stack([(points[part == k] * weight[part == k, None]).sum(0)
                                    / weight[part == k].sum().clamp_min(1e-6) for k in range(2)])
-        gap = float((centres[0] - centres[1]).norm())
-        if gap > best[0]:
-            best = (gap, f, centres)
-    return best[1], best[2]
+        found.append((float((centres[0] - centres[1]).norm()), f, centres))
+    return [(f, centres) for _, f, centres in sorted(found, key=lambda z: -z[0])]
 
 
 def _along(frames: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
@@ -174,15 +172,23 @@ def _along(frames: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
 
 def _split_touching(frames: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
     """Templates (2, S, S), sizes (2, 2) and corners (t, 2, 2) of two digits that touch in every
-    frame (t, H, W), or None if the pair found does not redraw the frames. Start from the two
-    halves of the frame where the ink parts most clearly; then, ROUNDS times, track both
-    templates and re-cut each as `_along` its path (so each round a template holds more of its
-    own digit and less of the other). Kept if the two redraw the frames within TOLERANCE and
-    each is needed for it (NEEDED)."""
+    frame (t, H, W), or None. Started from the two halves of each frame's ink in turn, the
+    frame where they lie furthest apart first (`_follow_both`); the first pair that redraws the
+    frames is kept."""
+    for f, centres in _two_centres(frames):
+        parts = _follow_both(frames, f, centres)
+        if parts is not None:
+            return parts
+    return None
+
+
+def _follow_both(frames: torch.Tensor, f: int, centres: torch.Tensor
+                 ) -> tuple[torch.Tensor, ...] | None:
+    """Split frames (t, H, W) from the two halves of frame f's ink (around `centres`): ROUNDS
+    times, track both templates and re-cut each as `_along` its path (so each round a template
+    holds more of its own digit and less of the other). Kept if the two redraw the frames within
+    TOLERANCE and each is needed for it (NEEDED); else None."""
     t, height, width = frames.shape
-    if height < MAX_SIZE or width < MAX_SIZE:
-        return None
-    f, centres = _two_centres(frames)
     start = (centres.round().long() - MAX_SIZE // 2).clamp(min=0)
     start = torch.minimum(start, torch.tensor([height - MAX_SIZE, width - MAX_SIZE]))
     cells = torch.stack(torch.meshgrid(torch.arange(MAX_SIZE), torch.arange(MAX_SIZE),
