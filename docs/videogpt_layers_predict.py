@@ -80,6 +80,13 @@ def share(flags: torch.Tensor) -> float:
     return round(float(flags.float().mean()), 4) if len(flags) else None
 
 
+def reads_by_split(judge, clip_future: torch.Tensor, digits: torch.Tensor,
+                   split: torch.Tensor) -> tuple[float, float, float]:
+    """The judge's share of futures read with both digits: all clips, split ones, the rest."""
+    reads = reads_digit_sets(judge, clip_future, digits)
+    return share(reads), share(reads[split]), share(reads[~split])
+
+
 def predict(args: argparse.Namespace) -> dict:
     model = build_model_from_checkpoint(args.prior).eval()
     tokenizer, judge = pretrained(model.config.tokenizer), pretrained("judge")
@@ -96,17 +103,16 @@ def predict(args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - began
     rows: dict[str, dict] = {}
     baseline = build_model_from_checkpoint(args.baseline).eval()
-    stream = predict_clips(baseline, pretrained(baseline.config.tokenizer), video[:, :CONTEXT],
-                           seed=SEED, batch_size=32)
+    stream = predict_clips(baseline, pretrained(baseline.config.tokenizer), given, seed=SEED,
+                           batch_size=32)
     copy_last = video[:, CONTEXT - 1 : CONTEXT].float().div(255).expand_as(future)
     for name, clip_future in (("layers_redrawn", redrawn[:, CONTEXT:]),
                               ("layers", as_drawn[:, CONTEXT:]),
                               ("one_stream_baseline", stream[:, CONTEXT:]),
                               ("true_future", future), ("copy_last_frame", copy_last)):
-        reads = reads_digit_sets(judge, clip_future, digits)
+        both, on_split, rest = reads_by_split(judge, clip_future, digits, split)
         error = prediction_error(clip_future, future).mean
-        rows[name] = {"judge_reads_both": share(reads), "split_clips": share(reads[split]),
-                      "unsplit_clips": share(reads[~split]),
+        rows[name] = {"judge_reads_both": both, "split_clips": on_split, "unsplit_clips": rest,
                       **{k: round(v, 3) for k, v in error.items()}}
         print(name, rows[name], flush=True)
     return {"test_clips": args.clips, "seed": SEED, "context_frames": CONTEXT,
@@ -162,9 +168,8 @@ def curve(args: argparse.Namespace) -> dict:
                "cpu_minutes": round(float(checkpoint["seconds"]) / 60, 1)}
         for name, redraw_digits in (("as_drawn", False), ("redrawn", True)):
             clips = stack_prediction(layers, found, given, redraw_digits)[:, CONTEXT:]
-            reads = reads_digit_sets(judge, clips, digits)
-            row[name] = {"reads_both": share(reads), "split_clips": share(reads[split]),
-                         "unsplit_clips": share(reads[~split]),
+            both, on_split, rest = reads_by_split(judge, clips, digits, split)
+            row[name] = {"reads_both": both, "split_clips": on_split, "unsplit_clips": rest,
                          "mse": round(prediction_error(clips, future).mean["mse"], 1)}
         rows.append(row)
         print(rows[-1], flush=True)
