@@ -57,6 +57,7 @@ from einops import rearrange
 
 from minivideo.checkpoints import build_model_from_checkpoint
 from minivideo.data.split import find_templates, split_digits
+from minivideo.metrics.image import ssim
 from minivideo.metrics.judge import reads_digit_sets
 from minivideo.metrics.prediction import prediction_error
 from minivideo.metrics.reconstruction import test_clips
@@ -196,6 +197,50 @@ def curve(args: argparse.Namespace) -> dict:
             "split_share": share(split), "rows": rows, "figure": str(figure)}
 
 
+def best_of(args: argparse.Namespace) -> dict:
+    model = build_model_from_checkpoint(args.prior).eval()
+    tokenizer, judge = pretrained(model.config.tokenizer), pretrained("judge")
+    clips = test_clips(args.clips, model.config.num_frames)
+    video, digits = clips["video"], clips["digits"]
+    given, future = video[:, :CONTEXT], video[:, CONTEXT:].float() / 255
+    true_read = reads_digit_sets(judge, future, digits)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    samples: dict[str, list[torch.Tensor]] = {"redrawn": [], "as_drawn": []}
+    for i in range(args.samples):  # sample i is seed SEED + i: sample 0 is predict's row
+        path = args.cache / f"{args.prior.stem}-{args.clips}-seed{SEED + i}.pt"
+        if not path.exists():  # a cache per sample, so a stopped run goes on where it was
+            layers, found = predict_layers(model, tokenizer, given, seed=SEED + i,
+                                           batch_size=32, progress=True)
+            torch.save({name: stack_prediction(layers, found, given, name == "redrawn")
+                        [:, CONTEXT:] for name in samples} | {"split": found.ok}, path)
+        sample = torch.load(path)
+        split = sample.pop("split")
+        for name, futures in sample.items():
+            samples[name].append(futures)
+    rows: dict[str, dict] = {}
+    for name, futures in samples.items():
+        reads = torch.stack([reads_digit_sets(judge, f, digits) for f in futures], dim=1)  # n k
+        closeness = torch.stack([ssim(f, future).mean(dim=1) for f in futures], dim=1)  # n k
+        for k in sorted({1, 2, args.samples}):  # the protocol of Denton & Fergus (2018)
+            chosen = reads[torch.arange(len(reads)), closeness[:, :k].argmax(1)]
+            error = prediction_error(torch.stack(futures[:k], dim=1), future)
+            rows[f"{name}, best of {k} by SSIM"] = {
+                "judge_reads_both": share(chosen), "split_clips": share(chosen[split]),
+                "unsplit_clips": share(chosen[~split]),
+                "reads_where_true_future_read": share(chosen[true_read]),
+                **{m: round(v, 3) for m, v in error.mean.items()}}
+        rows[f"{name}, each sample"] = {
+            "judge_reads_both": [share(r) for r in reads.T], "mean": share(reads),
+            "reads_where_true_future_read": share(reads[true_read])}
+        rows[f"{name}, any of {args.samples} read (the judge as oracle)"] = {
+            "judge_reads_both": share(reads.any(dim=1))}
+    for row_name, row in rows.items():
+        print(row_name, row, flush=True)
+    return {"test_clips": args.clips, "samples": args.samples, "seeds": [SEED + i for i in
+            range(args.samples)], "split_share": share(split),
+            "true_future_reads": share(true_read), "rows": rows}
+
+
 def split(args: argparse.Namespace) -> dict:
     clips = test_clips(args.clips, 16)
     found = find_templates(clips["video"][:, :CONTEXT])
@@ -251,19 +296,24 @@ def main(argv: list[str] | None = None) -> int:
     four = sub.add_parser("curve", help="prediction reads of a fine-tune's checkpoints")
     four.add_argument("prior", type=Path, nargs="+")
     five = sub.add_parser("split", help="how the given frames split (no prior)")
-    for p in (one, two, three):
+    six = sub.add_parser("best-of", help="k layered futures per clip, the closest kept")
+    six.add_argument("--samples", type=int, default=4)
+    six.add_argument("--cache", type=Path, default=Path("runs/best_of"))
+    for p in (one, two, three, six):
         p.add_argument("prior", type=Path)
-    for p in (one, two, three, four, five):
+    for p in (one, two, three, four, five, six):
         p.add_argument("--clips", type=int, default=256)
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.clips < 1:
         parser.error(f"--clips must be positive, got {args.clips}")
+    if getattr(args, "samples", 1) < 1:
+        parser.error(f"--samples must be positive, got {args.samples}")
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
     rows = {"predict": predict, "classify": classify_views, "gif": gif,
-            "curve": curve, "split": split}[args.command](args)
+            "curve": curve, "split": split, "best-of": best_of}[args.command](args)
     rows = {"command": "python docs/videogpt_layers_predict.py " + " ".join(
         sys.argv[1:] if argv is None else argv), **rows,
         "cpu_seconds": round(time.perf_counter() - began)}
