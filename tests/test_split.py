@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from minivideo.data import MovingMNISTConfig, generate_clips, load_digits
+from minivideo.data import MovingMNISTConfig, generate_clips, load_digits, split
 from minivideo.data.moving_mnist import render
 from minivideo.data.split import components, find_templates, redraw, split_digits
+from minivideo.metrics.reconstruction import test_clips as held_out_clips
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,27 @@ def test_digits_that_touch_in_every_frame_but_move_apart_are_followed_from_their
     truth = torch.from_numpy(positions[0] - positions[0, :1])
     assert torch.equal(moved, truth) or torch.equal(moved, truth.flip(1))
     torch.testing.assert_close(split_digits(video)[0][0].amax(dim=0), video[0].float() / 255)
+
+
+# test clips (seed 1234) whose digits overlap in all 8 given frames, and that `_track` alone,
+# scoring each template on its own ink, could not follow: each one's strokes pull the other off
+OVERLAPPING = (36, 86, 161)
+
+
+def test_digits_that_overlap_in_every_frame_are_followed_by_fitting_both_at_once(monkeypatch):
+    clips = held_out_clips(max(OVERLAPPING) + 1, 8)
+    video = clips["video"][list(OVERLAPPING)]
+    found = find_templates(video)
+    assert found.ok.all() and found.touching.all()
+    for i, clip in enumerate(OVERLAPPING):
+        moved = found.corners[i] - found.corners[i, :1]
+        truth = clips["positions"][clip] - clips["positions"][clip, :1]
+        assert torch.equal(moved, truth) or torch.equal(moved, truth.flip(1))
+    redrawn = split_digits(video)[0].amax(dim=1)
+    assert (redrawn - video.float() / 255).abs().max() < 1e-6  # pixel for pixel
+    # each template tracked on its own, as before the joint fit: none of them splits
+    monkeypatch.setattr(split, "_fit_jointly", lambda frames, templates, corners: corners)
+    assert not find_templates(video).ok.any()
 
 
 def test_split_rejects_what_is_not_a_batch_of_clips():

@@ -39,6 +39,7 @@ STEADY = 0.01  # redraw: cost per squared px off the digit's pace; ink differenc
 ROUNDS = 4  # touching digits: rounds of tracking both, then re-cutting each along its path
 TOLERANCE = 0.02  # touching digits: kept if the pasted pair redraws the frames within 2% of ink
 NEEDED = 0.2  # ... and if each alone leaves at least a fifth of the ink undrawn (two digits)
+SWEEPS = 2  # touching digits: turns each template takes, per frame, in the joint fit
 
 
 def components(mask: torch.Tensor) -> torch.Tensor:
@@ -126,6 +127,36 @@ def _paste(templates: torch.Tensor, sizes: torch.Tensor, corners: torch.Tensor, 
     return layers
 
 
+def _fit_jointly(frames: torch.Tensor, templates: torch.Tensor, corners: torch.Tensor,
+                 sweeps: int = SWEEPS) -> torch.Tensor:
+    """Corners (t, 2, 2) of two S×S templates (2, S, S) refined so that, frame by frame, the max
+    of the two pasted redraws the frame (t, H, W). `_track` scores each template on its own ink,
+    so where the digits overlap the other's strokes pull it off; here each in turn moves (within
+    WINDOW) to where, with the other held, the whole frame's squared difference is least."""
+    t, height, width = frames.shape
+    s = templates.shape[-1]
+    corners = corners.clone()
+    for f in range(t):
+        frame = frames[f]
+        for _ in range(sweeps):
+            for j in range(2):
+                other = torch.zeros(height, width)
+                y, x = corners[f, 1 - j].tolist()
+                other[y : y + s, x : x + s] = templates[1 - j]
+                # the corners within WINDOW of the current one, as boxes of a crop of the frame
+                cy, cx = corners[f, j].tolist()
+                y0, x0 = max(cy - WINDOW, 0), max(cx - WINDOW, 0)
+                y1, x1 = min(cy + WINDOW + s, height), min(cx + WINDOW + s, width)
+                here = F.unfold(frame[None, None, y0:y1, x0:x1], s)[0]  # (S·S, corners)
+                under = F.unfold(other[None, None, y0:y1, x0:x1], s)[0]
+                # inside the box the max of the two; outside it the other alone
+                inside = (torch.maximum(templates[j].reshape(-1, 1), under) - here).pow(2)
+                cost = (other - frame).pow(2).sum() - (under - here).pow(2).sum(0) + inside.sum(0)
+                best, across = int(cost.argmin()), x1 - x0 - s + 1
+                corners[f, j] = torch.tensor([y0 + best // across, x0 + best % across])
+    return corners
+
+
 @dataclass(frozen=True)
 class Templates:
     """What `find_templates` cuts out of clips of b two-digit clips, t frames each."""
@@ -201,7 +232,7 @@ def _follow_both(frames: torch.Tensor, f: int, centres: torch.Tensor
         templates[j] = frames[f, y : y + MAX_SIZE, x : x + MAX_SIZE] * mine
     sizes = torch.full((2, 2), MAX_SIZE)
     for _ in range(ROUNDS):
-        corners = _track(frames, templates, sizes, start, f)
+        corners = _fit_jointly(frames, templates, _track(frames, templates, sizes, start, f))
         templates = torch.stack([_along(frames, corners[:, j]) for j in range(2)])
         start = corners[f]
     layers = _paste(templates, sizes, corners, height, width)
