@@ -16,9 +16,10 @@ ink (within a window around the previous frame's position), and pastes.
 Where the digits touch in every frame there is no such frame. Then each digit is still in
 every frame, but the other one moves away from each of its pixels in some frame: the minimum
 of the frames over a box that moves with one digit is that digit. Starting from the two halves
-of the joint ink, both are tracked, each re-cut as that minimum along its path, and tracked
-again; the pair is kept only if it redraws the frames. A clip still not split is reported,
-and a caller falls back.
+of the joint ink, both are tracked, fitted jointly (each frame redrawn as the max of the two
+pasted, so neither is pulled off by the other's strokes), each re-cut as that minimum along
+its path, and tracked again; the pair is kept only if it redraws the frames. A clip still not
+split is reported, and a caller falls back.
 
 `redraw` pastes each template again where a model's drawing of its layer puts it.
 
@@ -216,9 +217,10 @@ def _split_touching(frames: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
 def _follow_both(frames: torch.Tensor, f: int, centres: torch.Tensor
                  ) -> tuple[torch.Tensor, ...] | None:
     """Split frames (t, H, W) from the two halves of frame f's ink (around `centres`): ROUNDS
-    times, track both templates and re-cut each as `_along` its path (so each round a template
-    holds more of its own digit and less of the other). Kept if the two redraw the frames within
-    TOLERANCE and each is needed for it (NEEDED); else None."""
+    times, track both templates, fit them jointly (`_fit_jointly`) and re-cut each as `_along`
+    its path (so each round a template holds more of its own digit and less of the other).
+    Kept if the two redraw the frames within TOLERANCE and each is needed for it (NEEDED); else
+    None."""
     t, height, width = frames.shape
     start = (centres.round().long() - MAX_SIZE // 2).clamp(min=0)
     start = torch.minimum(start, torch.tensor([height - MAX_SIZE, width - MAX_SIZE]))
