@@ -88,27 +88,40 @@ def reads_by_split(judge, clip_future: torch.Tensor, digits: torch.Tensor,
     return share(reads), share(reads[split]), share(reads[~split])
 
 
+def layered_futures(args: argparse.Namespace, model, tokenizer, given: torch.Tensor,
+                    seed: int) -> dict:
+    """The predicted futures of `given`, redrawn and as drawn, with the split mask and the
+    seconds they took, cached in --cache per prior, clip count and seed (`predict` writes
+    best-of's first sample; delete the cache after changing the code)."""
+    path = args.cache / f"{args.prior.stem}-{len(given)}-seed{seed}.pt"
+    if not path.exists():  # a cache per sample, so a stopped run goes on where it was
+        began = time.perf_counter()
+        layers, found = predict_layers(model, tokenizer, given, seed=seed, batch_size=32,
+                                       progress=True)
+        futures = {name: stack_prediction(layers, found, given, name == "redrawn")[:, CONTEXT:]
+                   for name in ("redrawn", "as_drawn")}
+        args.cache.mkdir(parents=True, exist_ok=True)
+        torch.save({**futures, "split": found.ok, "touching": found.touching,
+                    "seconds": time.perf_counter() - began}, path)
+    return torch.load(path)
+
+
 def predict(args: argparse.Namespace) -> dict:
     model = build_model_from_checkpoint(args.prior).eval()
     tokenizer, judge = pretrained(model.config.tokenizer), pretrained("judge")
     clips = test_clips(args.clips, model.config.num_frames)
     video, digits = clips["video"], clips["digits"]
     future = video[:, CONTEXT:].float() / 255
-    began = time.perf_counter()
     given = video[:, :CONTEXT]
-    layers, found = predict_layers(model, tokenizer, given, seed=SEED, batch_size=32,
-                                   progress=True)
-    split = found.ok
-    as_drawn = stack_prediction(layers, found, given, redraw_digits=False)
-    redrawn = stack_prediction(layers, found, given, redraw_digits=True)
-    seconds = time.perf_counter() - began
+    futures = layered_futures(args, model, tokenizer, given, SEED)
+    split = futures["split"]
     rows: dict[str, dict] = {}
     baseline = build_model_from_checkpoint(args.baseline).eval()
     stream = predict_clips(baseline, pretrained(baseline.config.tokenizer), given, seed=SEED,
                            batch_size=32)
     copy_last = video[:, CONTEXT - 1 : CONTEXT].float().div(255).expand_as(future)
-    for name, clip_future in (("layers_redrawn", redrawn[:, CONTEXT:]),
-                              ("layers", as_drawn[:, CONTEXT:]),
+    for name, clip_future in (("layers_redrawn", futures["redrawn"]),
+                              ("layers", futures["as_drawn"]),
                               ("one_stream_baseline", stream[:, CONTEXT:]),
                               ("true_future", future), ("copy_last_frame", copy_last)):
         both, on_split, rest = reads_by_split(judge, clip_future, digits, split)
@@ -117,8 +130,8 @@ def predict(args: argparse.Namespace) -> dict:
                       **{k: round(v, 3) for k, v in error.items()}}
         print(name, rows[name], flush=True)
     return {"test_clips": args.clips, "seed": SEED, "context_frames": CONTEXT,
-            "split_share": share(split), "touching_share": share(found.touching), "rows": rows,
-            "layers_seconds_per_clip": round(seconds / args.clips, 2)}
+            "split_share": share(split), "touching_share": share(futures["touching"]),
+            "rows": rows, "layers_seconds_per_clip": round(futures["seconds"] / args.clips, 2)}
 
 
 def classify_views(args: argparse.Namespace) -> dict:
@@ -204,19 +217,12 @@ def best_of(args: argparse.Namespace) -> dict:
     video, digits = clips["video"], clips["digits"]
     given, future = video[:, :CONTEXT], video[:, CONTEXT:].float() / 255
     true_read = reads_digit_sets(judge, future, digits)
-    args.cache.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[torch.Tensor]] = {"redrawn": [], "as_drawn": []}
     for i in range(args.samples):  # sample i is seed SEED + i: sample 0 is predict's row
-        path = args.cache / f"{args.prior.stem}-{args.clips}-seed{SEED + i}.pt"
-        if not path.exists():  # a cache per sample, so a stopped run goes on where it was
-            layers, found = predict_layers(model, tokenizer, given, seed=SEED + i,
-                                           batch_size=32, progress=True)
-            torch.save({name: stack_prediction(layers, found, given, name == "redrawn")
-                        [:, CONTEXT:] for name in samples} | {"split": found.ok}, path)
-        sample = torch.load(path)
-        split = sample.pop("split")
-        for name, futures in sample.items():
-            samples[name].append(futures)
+        sample = layered_futures(args, model, tokenizer, given, SEED + i)
+        split = sample["split"]
+        for name, futures in samples.items():
+            futures.append(sample[name])
     rows: dict[str, dict] = {}
     for name, futures in samples.items():
         reads = torch.stack([reads_digit_sets(judge, f, digits) for f in futures], dim=1)  # n k
@@ -300,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     five = sub.add_parser("split", help="how the given frames split (no prior)")
     six = sub.add_parser("best-of", help="k layered futures per clip, the closest kept")
     six.add_argument("--samples", type=int, default=4)
-    six.add_argument("--cache", type=Path, default=Path("runs/best_of"))
+    for p in (one, six):
+        p.add_argument("--cache", type=Path, default=Path("runs/layered_futures"))
     for p in (one, two, three, six):
         p.add_argument("prior", type=Path)
     for p in (one, two, three, four, five, six):
