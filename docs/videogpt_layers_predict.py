@@ -71,6 +71,7 @@ from minivideo.models.videogpt_layers import (
     stack_prediction,
 )
 from minivideo.pretrained import pretrained
+from minivideo.viz import save_frame_strip
 
 CONTEXT = 8  # frames given (4 latent steps of the shipped tokenizer), as README's prediction row
 CLIPS_PER_STEP = 16  # the videogpt-layers recipe's batch
@@ -240,11 +241,21 @@ def best_of(args: argparse.Namespace) -> dict:
             "reads_where_true_future_read": share(reads[true_read])}
         rows[f"{name}, any of {args.samples} read (the judge as oracle)"] = {
             "judge_reads_both": share(reads.any(dim=1))}
+        if name == "redrawn":  # the figure: futures the judge reads, but not their prediction
+            missed = (true_read & ~reads[:, 0]).nonzero()[:6, 0]
+            pairs = torch.stack([future[missed], futures[0][missed]], dim=1)  # n 2 t h w
+            titles = [f"{kind}: reads {' '.join(map(str, p.nonzero()[:, 0].tolist()))}"
+                      for pair in pairs
+                      for kind, p in zip(("true", "predicted"), judge.predict(pair).present,
+                                         strict=True)]
+            figure = args.out.with_suffix(".png")
+            save_frame_strip(rearrange(pairs, "n r t h w -> (n r) t h w"), figure, titles=titles)
     for row_name, row in rows.items():
         print(row_name, row, flush=True)
-    return {"test_clips": args.clips, "samples": args.samples, "seeds": [SEED + i for i in
-            range(args.samples)], "split_share": share(split),
-            "true_future_reads": share(true_read), "rows": rows}
+    return {"test_clips": args.clips, "samples": args.samples,
+            "seeds": [SEED + i for i in range(args.samples)], "split_share": share(split),
+            "true_future_reads": share(true_read), "rows": rows, "figure": str(figure),
+            "figure_clips": missed.tolist(), "figure_digits": digits[missed].tolist()}
 
 
 def split(args: argparse.Namespace) -> dict:
