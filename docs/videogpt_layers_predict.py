@@ -36,6 +36,15 @@ followed while they touch, and how many layers move along their digit's true pat
     python docs/videogpt_layers_predict.py split --clips 256 \\
         --out docs/figures/videogpt_layers_split.json
 
+``best-of``: k futures a clip (seeds 12, 13, ...; the first is predict's), the one closest to
+the true future by SSIM kept (Denton & Fergus, 2018), and the judge's reads of each sample
+alone and of those clips whose true future it reads. The futures of each seed are cached in
+--cache (runs/layered_futures), which predict shares. It also draws README's figure of true
+futures the judge reads beside predictions it does not (videogpt_layers_best_of.png).
+
+    python docs/videogpt_layers_predict.py best-of checkpoints/videogpt-layers.pt --clips 256 \\
+        --samples 4 --out docs/figures/videogpt_layers_best_of.json
+
 ``gif``: README's figure. Rows: 8 test clips (seed 0); `--baseline` given their first 8 frames,
 one stream; the layer prior given the same frames, in layers as drawn, and redrawn.
 
