@@ -88,6 +88,14 @@ def test_digits_that_touch_in_every_frame_but_move_apart_are_followed_from_their
     torch.testing.assert_close(split_digits(video)[0][0].amax(dim=0), video[0].float() / 255)
 
 
+def off_path(found, i: int, positions: torch.Tensor) -> int:
+    """px by which clip i's two layers miss its digits' true paths (n, 2, 2), in either order,
+    in the worst frame (each path up to its template's offset)."""
+    moved = found.corners[i] - found.corners[i, :1]
+    truth = positions - positions[:1]
+    return int(min((moved - truth).abs().max(), (moved - truth.flip(1)).abs().max()))
+
+
 # test clips (seed 1234) whose digits overlap in all 8 given frames, and that `_track` alone,
 # scoring each template on its own ink, could not follow: each one's strokes pull the other off
 OVERLAPPING = (36, 86, 161)
@@ -99,9 +107,7 @@ def test_digits_that_overlap_in_every_frame_are_followed_by_fitting_both_at_once
     found = find_templates(video)
     assert found.ok.all() and found.touching.all()
     for i, clip in enumerate(OVERLAPPING):
-        moved = found.corners[i] - found.corners[i, :1]
-        truth = clips["positions"][clip] - clips["positions"][clip, :1]
-        assert torch.equal(moved, truth) or torch.equal(moved, truth.flip(1))
+        assert off_path(found, i, clips["positions"][clip]) == 0
     redrawn = split_digits(video)[0].amax(dim=1)
     assert (redrawn - video.float() / 255).abs().max() < 1e-6  # pixel for pixel
     # each template tracked on its own, as before the joint fit: none of them redraws the frames
@@ -121,9 +127,7 @@ def test_a_pair_that_nearly_redraws_the_frames_is_kept_on_its_paths(monkeypatch)
     found = find_templates(video)
     assert found.ok.all() and found.touching.all()
     for i, clip in enumerate(NEARLY):
-        moved = found.corners[i] - found.corners[i, :1]
-        truth = clips["positions"][clip] - clips["positions"][clip, :1]
-        assert min((moved - truth).abs().max(), (moved - truth.flip(1)).abs().max()) <= 1
+        assert off_path(found, i, clips["positions"][clip]) <= 1
         miss = (split_digits(video[i : i + 1])[0][0].amax(dim=0) - video[i] / 255).abs().sum()
         assert split.EXACT < miss / (video[i] / 255).sum() <= split.TOLERANCE
     monkeypatch.setattr(split, "TOLERANCE", split.EXACT)
