@@ -18,8 +18,8 @@ every frame, but the other one moves away from each of its pixels in some frame:
 of the frames over a box that moves with one digit is that digit. Starting from the two halves
 of the joint ink, both are tracked, fitted jointly (each frame redrawn as the max of the two
 pasted, so neither is pulled off by the other's strokes), each re-cut as that minimum along
-its path, and tracked again; the pair is kept only if it redraws the frames. A clip still not
-split is reported, and a caller falls back.
+its path, and tracked again; the pair that redraws the frames best is kept if it misses them by
+at most a tenth of their ink. A clip still not split is reported, and a caller falls back.
 
 `redraw` pastes each template again where a model's drawing of its layer puts it.
 
