@@ -41,20 +41,12 @@ def misses(clips: int) -> list[dict]:
         frames = item["video"].float() / 255
         if split._reference_frame(split.components(frames > 0)) is not None:
             continue  # the digits stand apart in some frame: not a touching clip
-        best = None
-        for f, centres in split._two_centres(frames):  # as _split_touching, any distance kept
-            found = split._follow_both(frames, f, centres)
-            if found is not None and (best is None or found[0] < best[0]):
-                best = found
-                if best[0] <= split.EXACT:
-                    break
+        best = split._best_pair(frames)  # what the split keeps if it misses by ≤ TOLERANCE
         if best is None:
             rows.append({"clip": i, "miss": None, "path_error_px": None})
             continue
-        moved = best[1][2] - best[1][2][:1]  # each layer's moves, up to its template's offset
-        truth = item["positions"] - item["positions"][:1]
-        error = min((moved - truth).abs().max(), (moved - truth.flip(1)).abs().max())
-        rows.append({"clip": i, "miss": round(best[0], 4), "path_error_px": int(error)})
+        error = split.path_error(best[1][2], item["positions"])
+        rows.append({"clip": i, "miss": round(best[0], 4), "path_error_px": error})
     return rows
 
 

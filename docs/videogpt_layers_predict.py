@@ -65,7 +65,7 @@ import torch
 from einops import rearrange
 
 from minivideo.checkpoints import build_model_from_checkpoint
-from minivideo.data.split import find_templates, split_digits
+from minivideo.data.split import find_templates, path_error, split_digits
 from minivideo.metrics.image import ssim
 from minivideo.metrics.judge import reads_digit_sets
 from minivideo.metrics.prediction import prediction_error
@@ -272,10 +272,8 @@ def split(args: argparse.Namespace) -> dict:
     found = find_templates(clips["video"][:, :CONTEXT])
     truth = clips["positions"][:, :CONTEXT]  # (n, t, 2, 2) true corners of each digit
 
-    def off_path(i: int) -> int:  # px the layers' moves are off one digit's each, worst frame
-        moved = found.corners[i] - found.corners[i, :1]
-        true = truth[i] - truth[i, :1]
-        return int(min((moved - true).abs().max(), (moved - true.flip(1)).abs().max()))
+    def off_path(i: int) -> int:  # px the layers' paths miss their digits', worst frame
+        return path_error(found.corners[i], truth[i])
 
     rows = {}
     for name, which in (("apart", found.ok & ~found.touching), ("touching", found.touching)):

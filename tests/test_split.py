@@ -6,7 +6,13 @@ import torch
 
 from minivideo.data import MovingMNISTConfig, generate_clips, load_digits, split
 from minivideo.data.moving_mnist import render
-from minivideo.data.split import components, find_templates, redraw, split_digits
+from minivideo.data.split import (
+    components,
+    find_templates,
+    path_error,
+    redraw,
+    split_digits,
+)
 from minivideo.metrics.reconstruction import test_clips as held_out_clips
 
 
@@ -88,12 +94,12 @@ def test_digits_that_touch_in_every_frame_but_move_apart_are_followed_from_their
     torch.testing.assert_close(split_digits(video)[0][0].amax(dim=0), video[0].float() / 255)
 
 
-def off_path(found, i: int, positions: torch.Tensor) -> int:
-    """px by which clip i's two layers miss its digits' true paths (n, 2, 2), in either order,
-    in the worst frame (each path up to its template's offset)."""
-    moved = found.corners[i] - found.corners[i, :1]
-    truth = positions - positions[:1]
-    return int(min((moved - truth).abs().max(), (moved - truth.flip(1)).abs().max()))
+def test_path_error_compares_moves_in_either_digit_order():
+    truth = torch.tensor([[[10, 10], [30, 40]], [[12, 13], [28, 38]], [[14, 16], [26, 36]]])
+    found = truth.flip(1) + torch.tensor([3, 5])  # other order, templates' ink boxes offset
+    assert path_error(found, truth) == 0
+    found[2, 0] += torch.tensor([0, 2])  # one digit 2 px off in the last frame
+    assert path_error(found, truth) == 2
 
 
 # test clips (seed 1234) whose digits overlap in all 8 given frames, and that `_track` alone,
@@ -107,7 +113,7 @@ def test_digits_that_overlap_in_every_frame_are_followed_by_fitting_both_at_once
     found = find_templates(video)
     assert found.ok.all() and found.touching.all()
     for i, clip in enumerate(OVERLAPPING):
-        assert off_path(found, i, clips["positions"][clip]) == 0
+        assert path_error(found.corners[i], clips["positions"][clip]) == 0
     redrawn = split_digits(video)[0].amax(dim=1)
     assert (redrawn - video.float() / 255).abs().max() < 1e-6  # pixel for pixel
     # each template tracked on its own, as before the joint fit: none of them redraws the frames
@@ -127,7 +133,7 @@ def test_a_pair_that_nearly_redraws_the_frames_is_kept_on_its_paths(monkeypatch)
     found = find_templates(video)
     assert found.ok.all() and found.touching.all()
     for i, clip in enumerate(NEARLY):
-        assert off_path(found, i, clips["positions"][clip]) <= 1
+        assert path_error(found.corners[i], clips["positions"][clip]) <= 1
         miss = (split_digits(video[i : i + 1])[0][0].amax(dim=0) - video[i] / 255).abs().sum()
         assert split.EXACT < miss / (video[i] / 255).sum() <= split.TOLERANCE
     monkeypatch.setattr(split, "TOLERANCE", split.EXACT)

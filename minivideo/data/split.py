@@ -209,15 +209,23 @@ def _along(frames: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
 
 def _split_touching(frames: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
     """Templates (2, S, S), sizes (2, 2) and corners (t, 2, 2) of two digits that touch in every
-    frame (t, H, W), or None. Started from the two halves of each frame's ink in turn, the
-    frame where they lie furthest apart first (`_follow_both`), until a pair redraws the frames
-    within EXACT; the pair that redraws them best is kept if within TOLERANCE."""
-    best, least = None, TOLERANCE
+    frame (t, H, W), or None: the best pair (`_best_pair`) if it misses the frames by at most
+    TOLERANCE of their ink."""
+    found = _best_pair(frames)
+    return found[1] if found is not None and found[0] <= TOLERANCE else None
+
+
+def _best_pair(frames: torch.Tensor) -> tuple[float, tuple[torch.Tensor, ...]] | None:
+    """The pair (miss, (templates, sizes, corners)) of `_follow_both` that misses the frames
+    (t, H, W) least, started from the two halves of each frame's ink in turn, the frame where
+    they lie furthest apart first, until one misses by at most EXACT; None if no start gives
+    two digits."""
+    best = None
     for f, centres in _two_centres(frames):
         found = _follow_both(frames, f, centres)
-        if found is not None and found[0] <= least:
-            least, best = found
-            if least <= EXACT:
+        if found is not None and (best is None or found[0] <= best[0]):
+            best = found
+            if best[0] <= EXACT:
                 break
     return best
 
@@ -344,4 +352,13 @@ def redraw(found: Templates, drawn: torch.Tensor, steady: float = STEADY) -> tor
     return out
 
 
-__all__ = ["Templates", "components", "find_templates", "layers_of", "redraw", "split_digits"]
+def path_error(corners: torch.Tensor, positions: torch.Tensor) -> int:
+    """Px by which two digits' found corners (t, 2, 2) miss their true positions (t, 2, 2), in
+    the worst frame and the better of the two orders. Paths are compared by their moves from
+    the first frame: a template's corner is its ink box's, not the digit box's."""
+    moved, true = corners - corners[:1], positions - positions[:1]
+    return int(min((moved - true).abs().max(), (moved - true.flip(1)).abs().max()))
+
+
+__all__ = ["Templates", "components", "find_templates", "layers_of", "path_error", "redraw",
+           "split_digits"]
